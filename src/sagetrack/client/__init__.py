@@ -1,0 +1,1 @@
+"""Client side: runs where ``fit()`` is called (estimator, provenance capture)."""

@@ -1,0 +1,526 @@
+"""``sagetrack.TensorFlow``: the SDK's TensorFlow estimator, with every job tracked.
+
+The subclass touches three SDK hooks, each documented where it is overridden:
+
+* ``__init__`` validates the tracking arguments before the SDK creates a session, and
+  adds console ``metric_definitions`` for the tracked metrics;
+* ``_prepare_for_training`` (called by ``fit``, ``HyperparameterTuner`` and pipeline
+  steps) adds the container bootstrap to ``dependencies`` and the ``SAGETRACK_*``
+  settings to ``environment``, then writes the launch record;
+* ``fit`` passes the inputs to the launch record and records the job's outcome.
+
+Tracking failures on the client become one :class:`TrackingWarning` and a local copy of
+the record under ``~/.sagetrack/unsent``; they never raise into ``fit()``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import getpass
+import json
+import logging
+import os
+import re
+import socket
+import warnings
+from pathlib import Path
+from typing import Any
+
+from sagemaker.tensorflow import TensorFlow as _SDKTensorFlow
+
+from .. import __version__
+from .._redact import redact_mapping
+from ..container.config import ENV, ENV_VALUE_LIMIT, encode_metric_regexes
+from ..container.recorder import METRIC_LINE_PREFIX
+from ..container.writer import TrackingWarning
+from ..errors import ConfigurationError
+from ..store.backends import LocalBackend, open_backend, validate_uri
+from ..store.layout import FORMAT, RUN_FILES, dumps, now_iso, run_prefix, validate_experiment
+from .provenance import code_tarball_info, fingerprint_channel, git_info
+from .staging import BOOTSTRAP_NAMES, bootstrap_paths
+
+__all__ = ["TensorFlow", "default_tracking_uri"]
+
+log = logging.getLogger("sagetrack")
+
+MAX_METRIC_DEFINITIONS = 40
+MAX_ENVIRONMENT = 100
+#: metrics given console definitions by default (the names Keras reports most often)
+DEFAULT_CONSOLE_METRICS = (
+    "loss", "val_loss", "accuracy", "val_accuracy", "learning_rate",
+    "sparse_categorical_accuracy", "val_sparse_categorical_accuracy",
+    "categorical_accuracy", "val_categorical_accuracy", "mae", "val_mae", "auc", "val_auc",
+)
+UNSENT_DIR = Path(os.environ.get("SAGETRACK_HOME", "~/.sagetrack")).expanduser() / "unsent"
+
+
+def default_tracking_uri(session: Any = None) -> str:
+    """``$SAGETRACK_URI``, else ``s3://<session default bucket>/sagetrack``."""
+    env = os.environ.get("SAGETRACK_URI")
+    if env:
+        return validate_uri(env)
+    if session is None:
+        from sagemaker.session import Session
+
+        session = Session()
+    return f"s3://{session.default_bucket()}/sagetrack"
+
+
+def console_metric_definitions(names: tuple[str, ...] | list[str]) -> list[dict[str, str]]:
+    """SageMaker metric definitions matching the lines the tracking callback prints."""
+    # the prefix is plain text ("#sagetrack"); metric names are escaped
+    return [{"Name": name,
+             "Regex": f"{METRIC_LINE_PREFIX} epoch=[0-9]+ (?:.* )?{re.escape(name)}=(\\S+)"}
+            for name in names]
+
+
+def _check_json(hyperparameters: Any) -> None:
+    if hyperparameters is None:
+        return
+    if not isinstance(hyperparameters, dict):
+        raise ConfigurationError(
+            "Invalid argument `hyperparameters`: expected a dict. "
+            f"Received: {type(hyperparameters).__name__}")
+    for key, value in hyperparameters.items():
+        if type(value).__module__.startswith("sagemaker.workflow"):
+            continue  # pipeline parameters are resolved by the pipeline
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"Invalid hyperparameter {key!r}: SageMaker sends hyperparameters as JSON and "
+                f"{type(value).__name__} is not JSON-serialisable ({exc}). Convert it to a "
+                "str, number, bool, list or dict.") from exc
+
+
+def _check_metric_definitions(defs: Any) -> list[dict[str, str]]:
+    if defs is None:
+        return []
+    if not isinstance(defs, list) or not all(
+            isinstance(d, dict) and isinstance(d.get("Name"), str)
+            and isinstance(d.get("Regex"), str) for d in defs):
+        raise ConfigurationError(
+            "Invalid argument `metric_definitions`: expected a list of "
+            "{'Name': str, 'Regex': str} dicts. Received: " + repr(defs)[:300])
+    for d in defs:
+        try:
+            re.compile(d["Regex"])
+        except re.error as exc:
+            raise ConfigurationError(
+                f"Invalid regex for metric {d['Name']!r}: {exc}. Received: {d['Regex']!r}"
+            ) from exc
+    if len(defs) > MAX_METRIC_DEFINITIONS:
+        raise ConfigurationError(
+            f"Invalid argument `metric_definitions`: SageMaker accepts at most "
+            f"{MAX_METRIC_DEFINITIONS}. Received {len(defs)}.")
+    return list(defs)
+
+
+def _validate_source(kwargs: dict[str, Any]) -> None:
+    source_dir = kwargs.get("source_dir")
+    if isinstance(source_dir, str) and source_dir.lower().startswith("s3://"):
+        raise ConfigurationError(
+            "sagetrack cannot track a job whose source_dir is on S3: the SDK drops "
+            "`dependencies` for S3 code, so the tracking bootstrap cannot be added. Pass a "
+            f"local source_dir, or tracking=False. Received: source_dir={source_dir!r}")
+    # without source_dir only the entry point file is packed, so only source_dir can clash
+    if isinstance(source_dir, str) and os.path.isfile(os.path.join(source_dir,
+                                                                   "sitecustomize.py")):
+        raise ConfigurationError(
+            "source_dir contains sitecustomize.py, which sagetrack uses to start tracking in "
+            "the container. Rename yours (import it from your script), or pass "
+            f"tracking=False. Received: source_dir={source_dir!r}")
+    for dep in kwargs.get("dependencies") or []:
+        if isinstance(dep, str) and os.path.basename(dep.rstrip("/")) in BOOTSTRAP_NAMES:
+            raise ConfigurationError(
+                f"dependencies entry {dep!r} clashes with a name sagetrack adds to the code "
+                "tarball (sagetrack/, sitecustomize.py). Rename it or pass tracking=False.")
+
+
+class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
+    """``sagemaker.tensorflow.TensorFlow`` that records every training job it launches.
+
+    Every argument of the SDK class keeps its meaning, positionally and by keyword.
+    Tracking adds keyword-only arguments:
+
+    Args:
+        tracking_uri: where records go: ``s3://bucket/prefix`` or a local folder.
+            Default ``$SAGETRACK_URI``, else ``s3://<session default bucket>/sagetrack``.
+        experiment: groups runs (default ``"default"``).
+        track_batches: also record every N training batches (0 = epochs only).
+        tracking: ``False`` makes the estimator behave exactly like the SDK's.
+    """
+
+    def __init__(self, *args: Any, tracking_uri: str | None = None,
+                 experiment: str | None = None, track_batches: int = 0,
+                 tracking: bool = True, **kwargs: Any) -> None:
+        if not isinstance(tracking, bool):
+            raise ConfigurationError(
+                f"Invalid argument `tracking`: expected True or False. Received: "
+                f"tracking={tracking!r}")
+        self._tracking = tracking
+        self._user_environment: dict[str, Any] = dict(kwargs.get("environment") or {})
+        if tracking:
+            if tracking_uri is not None:
+                tracking_uri = validate_uri(tracking_uri)
+            elif os.environ.get("SAGETRACK_URI"):
+                validate_uri(os.environ["SAGETRACK_URI"])
+            experiment = validate_experiment("default" if experiment is None else experiment)
+            if not isinstance(track_batches, int) or isinstance(track_batches, bool) \
+                    or track_batches < 0:
+                raise ConfigurationError(
+                    "Invalid argument `track_batches`: expected an int >= 0 (0 records epochs "
+                    f"only). Received: track_batches={track_batches!r}")
+            _validate_source(kwargs)
+            _check_json(kwargs.get("hyperparameters"))
+            user_defs = _check_metric_definitions(kwargs.get("metric_definitions"))
+            env = kwargs.get("environment")
+            if env is not None and not isinstance(env, dict):
+                raise ConfigurationError(
+                    f"Invalid argument `environment`: expected a dict. Received: {env!r}")
+            if len(self._user_environment) + 8 > MAX_ENVIRONMENT:
+                raise ConfigurationError(
+                    f"`environment` has {len(self._user_environment)} entries; SageMaker allows "
+                    f"{MAX_ENVIRONMENT} and sagetrack needs up to 8. Remove some, or pass "
+                    "tracking=False.")
+            taken = {d["Name"] for d in user_defs}
+            room = MAX_METRIC_DEFINITIONS - len(user_defs)
+            ours = [n for n in DEFAULT_CONSOLE_METRICS if n not in taken][: max(room, 0)]
+            kwargs["metric_definitions"] = user_defs + console_metric_definitions(ours)
+            self._user_metric_definitions = user_defs
+        self._tracking_uri = tracking_uri
+        self._experiment = experiment or "default"
+        self._track_batches = track_batches
+        self._fit_inputs: Any = None
+        self._in_fit = False
+        self.latest_launch_record: dict[str, Any] | None = None
+        super().__init__(*args, **kwargs)
+
+    # -- public --------------------------------------------------------------------------
+    @property
+    def tracking_uri(self) -> str:
+        """The resolved tracking URI (may ask the session for its default bucket)."""
+        if self._tracking_uri is None:
+            self._tracking_uri = default_tracking_uri(self.sagemaker_session)
+        return self._tracking_uri
+
+    @property
+    def experiment(self) -> str:
+        """The experiment runs of this estimator are recorded under."""
+        return self._experiment
+
+    @property
+    def latest_run(self) -> Any:
+        """The :class:`sagetrack.Run` of the latest job launched by ``fit``."""
+        job = getattr(self, "latest_training_job", None)
+        if job is None:
+            raise ConfigurationError("No job has been launched yet: call fit() first.")
+        from ..store.reader import Store
+
+        return Store(self.tracking_uri, s3_client=self._s3_client()).run(job.name)
+
+    # -- SDK hooks -----------------------------------------------------------------------
+    def fit(self, inputs: Any = None, wait: bool = True, logs: str = "All",
+            job_name: str | None = None, experiment_config: dict[str, str] | None = None,
+            ) -> Any:
+        """Launch the job like the SDK does, recording it (see the class docstring)."""
+        if not self._tracking:
+            return super().fit(inputs, wait, logs, job_name, experiment_config)
+        self._fit_inputs, self._in_fit = inputs, True
+        try:
+            result = super().fit(inputs, wait, logs, job_name, experiment_config)
+        except BaseException as exc:
+            self._record_outcome(exc)
+            raise
+        finally:
+            self._in_fit = False
+            self._fit_inputs = None
+        if wait:
+            self._record_outcome(None)
+        return result
+
+    def _prepare_for_training(self, job_name: str | None = None) -> None:
+        """SDK hook: inject the bootstrap and settings, then write the launch record."""
+        if not self._tracking:
+            super()._prepare_for_training(job_name=job_name)
+            return
+        staged = self._try("stage the tracking bootstrap", bootstrap_paths)
+        if staged is None:  # tracking off for this job, training unaffected
+            self.environment = dict(self._user_environment) or None
+            super()._prepare_for_training(job_name=job_name)
+            return
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=4,
+                                                     thread_name_prefix="sagetrack")
+        futures = self._start_capture(pool)
+        template = not self._in_fit or self._pipeline_session()
+        self.environment = self._container_environment(template)
+        user_dependencies: Any = self.dependencies  # type: ignore[has-type]
+        self.dependencies = [*(user_dependencies or []), *staged]
+        try:
+            super()._prepare_for_training(job_name=job_name)
+        finally:
+            self.dependencies = user_dependencies
+        self._try("write the launch record", self._write_launch_record, futures, template)
+        pool.shutdown(wait=False)
+
+    # -- internals -----------------------------------------------------------------------
+    def _pipeline_session(self) -> bool:
+        try:
+            from sagemaker.workflow.pipeline_context import PipelineSession
+        except ImportError:  # pragma: no cover - old SDKs
+            return False
+        return isinstance(self.sagemaker_session, PipelineSession)
+
+    def _template_key(self) -> str:
+        base = self.base_job_name or "job"
+        safe = re.sub(r"[^A-Za-z0-9-]", "-", base)[:40]
+        return f"_launch/{self._experiment}/{safe}-{now_iso().replace(':', '').replace('.', '')}"
+
+    def _container_environment(self, template: bool) -> dict[str, Any]:
+        env = {k: v for k, v in self._user_environment.items()}
+        ours: dict[str, str] = {
+            ENV.ENABLED: "1",
+            ENV.URI: self.tracking_uri,
+            ENV.EXPERIMENT: self._experiment,
+            ENV.TRACK_BATCHES: str(self._track_batches),
+        }
+        if len(self.tracking_uri) > ENV_VALUE_LIMIT:
+            raise ConfigurationError(
+                f"tracking_uri is longer than {ENV_VALUE_LIMIT} characters, the SageMaker limit "
+                f"for an environment value. Received {len(self.tracking_uri)} characters.")
+        kms = os.environ.get("SAGETRACK_KMS_KEY_ID")
+        if kms:
+            ours[ENV.KMS_KEY_ID] = kms
+        if template:
+            self._launch_key = self._template_key()
+            ours[ENV.LAUNCH] = self._launch_key
+        ours.update(encode_metric_regexes(
+            [(d["Name"], d["Regex"]) for d in self._user_metric_definitions]))
+        env.update(ours)
+        return env
+
+    def _s3_client(self) -> Any:
+        session = self.sagemaker_session
+        client = getattr(session, "s3_client", None)
+        if client is None:
+            client = session.boto_session.client("s3", region_name=session.boto_region_name)
+        return client
+
+    def _start_capture(self, pool: concurrent.futures.ThreadPoolExecutor
+                       ) -> dict[str, concurrent.futures.Future[Any]]:
+        source = self.source_dir if isinstance(self.source_dir, str) else (
+            os.path.dirname(os.path.abspath(self.entry_point))
+            if isinstance(self.entry_point, str) else None)
+        futures: dict[str, concurrent.futures.Future[Any]] = {}
+        if source and not self.git_config:
+            futures["git"] = pool.submit(git_info, source)
+        if self._fit_inputs is not None:
+            channels = self._channels(self._fit_inputs)
+            s3 = self._s3_client()
+            for name, (uri, data_type) in channels.items():
+                futures[f"input:{name}"] = pool.submit(fingerprint_channel, s3, uri, data_type)
+        return futures
+
+    @staticmethod
+    def _channels(inputs: Any) -> dict[str, tuple[str, str]]:
+        """Channel name -> (URI, S3DataType), as the SDK puts them in the request."""
+        from sagemaker.job import _Job
+
+        out: dict[str, tuple[str, str]] = {}
+        try:
+            config = _Job._format_inputs_to_input_config(inputs, validate_uri=False)
+        except Exception as exc:  # the SDK will raise its own error for bad inputs
+            log.debug("sagetrack could not read inputs: %s", exc)
+            return out
+        for channel in config or []:
+            source = channel.get("DataSource", {})
+            s3 = source.get("S3DataSource")
+            if s3:
+                out[channel["ChannelName"]] = (str(s3.get("S3Uri")),
+                                               str(s3.get("S3DataType", "S3Prefix")))
+            elif source.get("FileSystemDataSource"):
+                fs = source["FileSystemDataSource"]
+                out[channel["ChannelName"]] = (
+                    f"{fs.get('FileSystemType', 'fs').lower()}://{fs.get('FileSystemId')}"
+                    f"{fs.get('DirectoryPath', '')}", "FileSystem")
+        return out
+
+    def _write_launch_record(self, futures: dict[str, concurrent.futures.Future[Any]],
+                             template: bool) -> None:
+        record = self._launch_record(futures)
+        self.latest_launch_record = record
+        store = open_backend(self.tracking_uri, client=self._s3_client()
+                             if self.tracking_uri.startswith("s3://") else None,
+                             kms_key_id=os.environ.get("SAGETRACK_KMS_KEY_ID"))
+        diff = record["code"].pop("_diff", "")
+        if template:
+            record["run_id"] = None
+            self._put(store, f"{self._launch_key}.json", dumps(record))
+            if diff:
+                self._put(store, f"{self._launch_key}.diff", diff.encode())
+            return
+        prefix = run_prefix(self._experiment, record["run_id"])
+        if diff:
+            self._put(store, f"{prefix}/{RUN_FILES['diff']}", diff.encode())
+        self._put(store, f"{prefix}/{RUN_FILES['run']}", dumps(record))
+        self._put(store, f"{prefix}/{RUN_FILES['status']}", dumps({
+            "format": FORMAT, "run_id": record["run_id"], "experiment": self._experiment,
+            "status": "launched", "started": None, "updated": record["created"],
+            "ended": None, "attempt": 0, "last_epoch": None, "metrics": {}, "failure": None,
+        }))
+
+    def _put(self, store: Any, key: str, data: bytes) -> None:
+        try:
+            store.put(key, data)
+        except Exception:
+            LocalBackend(UNSENT_DIR / _uri_folder(self.tracking_uri)).put(key, data)
+            raise
+
+    def _launch_record(self, futures: dict[str, concurrent.futures.Future[Any]]
+                       ) -> dict[str, Any]:
+        import sagemaker
+
+        hps = self.hyperparameters() or {}
+        decoded = {k: _decode(v) for k, v in hps.items()}
+        params = {k: v for k, v in decoded.items() if not k.startswith("sagemaker_")}
+        code: dict[str, Any] = {
+            "entry_point": self.entry_point if isinstance(self.entry_point, str) else None,
+            "source_dir": self.source_dir if isinstance(self.source_dir, str) else None,
+            "dependencies": [d for d in (self.dependencies or []) if isinstance(d, str)],
+            "git_config": redact_mapping(self.git_config) if self.git_config else None,
+        }
+        if "git" in futures:
+            git, diff = futures["git"].result()
+            code.update(git)
+            code["_diff"] = diff
+            code["diff_file"] = RUN_FILES["diff"] if diff else None
+        uploaded = getattr(self, "uploaded_code", None)
+        if uploaded is not None:
+            try:
+                code["tarball"] = code_tarball_info(self._s3_client(), uploaded.s3_prefix,
+                                                    exclude=BOOTSTRAP_NAMES)
+            except Exception as exc:
+                code["tarball"] = {"uri": uploaded.s3_prefix, "error": str(exc)[:500]}
+        inputs = {name[len("input:"):]: fut.result() for name, fut in futures.items()
+                  if name.startswith("input:")}
+        for name, (_uri, data_type) in (self._channels(self._fit_inputs).items()
+                                        if self._fit_inputs is not None else []):
+            inputs.setdefault(name, {}).update(data_type=data_type)
+        job_name = self._current_job_name
+        output_path = self.output_path if isinstance(self.output_path, str) else None
+        artifacts = {"code": uploaded.s3_prefix if uploaded is not None else None}
+        if output_path:
+            base = output_path.rstrip("/") + f"/{job_name}/output"
+            artifacts.update(model=f"{base}/model.tar.gz", output=f"{base}/output.tar.gz")
+        session = self.sagemaker_session
+        return {
+            "format": FORMAT,
+            "run_id": job_name,
+            "experiment": self._experiment,
+            "created": now_iso(),
+            "user": _user(),
+            "client_host": socket.gethostname(),
+            "sagetrack_version": __version__,
+            "sagemaker_sdk_version": sagemaker.__version__,
+            "params": redact_mapping(params),
+            "sagemaker_params": {k: v for k, v in decoded.items() if k.startswith("sagemaker_")},
+            "code": code,
+            "inputs": inputs,
+            "job": {
+                "image_uri": self._try("resolve the image URI", self.training_image_uri),
+                "instance_type": _plain(self.instance_type),
+                "instance_count": _plain(self.instance_count),
+                "volume_size": _plain(getattr(self, "volume_size", None)),
+                "max_run": _plain(getattr(self, "max_run", None)),
+                "framework_version": self.framework_version,
+                "py_version": self.py_version,
+                "distribution": getattr(self, "distribution", None) or None,
+                "use_spot_instances": bool(getattr(self, "use_spot_instances", False)),
+                "max_wait": _plain(getattr(self, "max_wait", None)),
+                "checkpoint_s3_uri": _plain(getattr(self, "checkpoint_s3_uri", None)),
+                "checkpoint_local_path": _plain(getattr(self, "checkpoint_local_path", None)),
+                "output_path": output_path,
+                "role": _plain(getattr(self, "role", None)),
+                "region": getattr(session, "boto_region_name", None),
+                "enable_network_isolation": bool(self.enable_network_isolation()),
+                "environment": redact_mapping(self._user_environment),
+                "metric_definitions": self.metric_definitions,
+                "base_job_name": self.base_job_name,
+            },
+            "artifacts": artifacts,
+            "tracking": {"uri": self.tracking_uri, "track_batches": self._track_batches},
+            "reproduces": getattr(self, "_reproduces", None),
+        }
+
+    def _record_outcome(self, error: BaseException | None) -> None:
+        job = getattr(self, "latest_training_job", None)
+        if job is None and error is not None and self.latest_launch_record:
+            # CreateTrainingJob itself failed: the run never started
+            self._try("record the launch failure", self._write_job_doc,
+                      self.latest_launch_record["run_id"],
+                      {"status": "Failed", "failure_reason": f"{type(error).__name__}: {error}",
+                       "stage": "create"})
+            return
+        if job is None:
+            return
+
+        def describe() -> None:
+            desc = job.describe()
+            self._write_job_doc(job.name, {
+                "status": desc.get("TrainingJobStatus"),
+                "secondary_status": desc.get("SecondaryStatus"),
+                "failure_reason": desc.get("FailureReason"),
+                "model_artifacts": (desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts"),
+                "training_start": str(desc.get("TrainingStartTime") or "") or None,
+                "training_end": str(desc.get("TrainingEndTime") or "") or None,
+                "billable_seconds": desc.get("BillableTimeInSeconds"),
+                "training_seconds": desc.get("TrainingTimeInSeconds"),
+            })
+
+        self._try("record the job outcome", describe)
+
+    def _write_job_doc(self, run_id: str, doc: dict[str, Any]) -> None:
+        store = open_backend(self.tracking_uri, client=self._s3_client()
+                             if self.tracking_uri.startswith("s3://") else None)
+        self._put(store, f"{run_prefix(self._experiment, run_id)}/{RUN_FILES['job']}",
+                  dumps({"format": FORMAT, "recorded": now_iso(), **doc}))
+
+    def _try(self, what: str, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except ConfigurationError:
+            raise
+        except Exception as exc:
+            if os.environ.get(ENV.STRICT, "").lower() in ("1", "true", "yes"):
+                raise
+            msg = (f"sagetrack could not {what} ({type(exc).__name__}: {exc}); the job is not "
+                   f"affected. Unsent records are kept under {UNSENT_DIR}.")
+            log.warning(msg)
+            warnings.warn(msg, TrackingWarning, stacklevel=3)
+            return None
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
+        return value
+    return str(value)  # pipeline variables and other objects
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return None
+
+
+def _uri_folder(uri: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", uri).strip("_") or "store"

@@ -1,0 +1,233 @@
+"""Start tracking inside the training process, before the user's script runs.
+
+``sitecustomize.py`` (shipped at the root of the code tarball, first on ``PYTHONPATH``)
+calls :func:`activate` when the job's environment has ``SAGETRACK=1``. It
+
+1. creates the run's recorder and background writer (store + local mirror under
+   ``SM_OUTPUT_DATA_DIR/sagetrack``) and records the host environment;
+2. on the chief, arranges for ``keras.Model.fit`` / ``tf_keras.Model.fit`` to be wrapped
+   as soon as Keras is imported, and scans output for declared metrics;
+3. records the final status at exit: completed, failed (uncaught exception or non-zero
+   ``sys.exit``) or stopped (SIGTERM, as StopTrainingJob and spot interruptions send),
+   plus the files saved under ``SM_MODEL_DIR``; pending writes are flushed with a time
+   bound, and any previous SIGTERM handler still runs afterwards.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType, ModuleType
+from typing import Any
+
+from ..store.backends import LocalBackend, open_backend
+from ..store.layout import run_prefix
+from .config import JobConfig, strict_mode
+from .environment import describe_environment
+from .recorder import Recorder, active_recorder, set_active_recorder
+from .safety import safe
+from .writer import RecordWriter
+
+__all__ = ["activate", "is_entry_process"]
+
+log = logging.getLogger("sagetrack")
+EXIT_TIMEOUT_ENV = "SAGETRACK_EXIT_TIMEOUT"
+_ACTIVE_PID_ENV = "SAGETRACK_ACTIVE_PID"
+
+
+def is_entry_process(environ: Any = os.environ) -> bool:
+    """Whether this interpreter runs the job's user entry point (not pip, not a helper)."""
+    entry = environ.get("SM_USER_ENTRY_POINT")
+    if not entry:
+        return False
+    if environ.get(_ACTIVE_PID_ENV) == str(os.getppid()):
+        return False  # a subprocess of the tracked process (data loader, ...)
+    argv = list(getattr(sys, "orig_argv", sys.argv))
+    module = entry[:-3] if entry.endswith(".py") else entry
+    for i, arg in enumerate(argv[1:], start=1):
+        if os.path.basename(arg) == os.path.basename(entry):
+            return True
+        if arg == "-m" and i + 1 < len(argv) and argv[i + 1] == module:
+            return True
+    return False
+
+
+class _PostImportHook(importlib.abc.MetaPathFinder):
+    """Run a callback right after a top-level module has been executed."""
+
+    def __init__(self, hooks: dict[str, Callable[[ModuleType], None]]) -> None:
+        self.hooks = hooks
+        self._busy: set[str] = set()
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        hook = self.hooks.get(fullname)
+        if hook is None or fullname in self._busy:
+            return None
+        self._busy.add(fullname)
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self._busy.discard(fullname)
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = _HookedLoader(spec.loader, hook)
+        return spec
+
+
+class _HookedLoader(importlib.abc.Loader):
+    def __init__(self, loader: Any, hook: Callable[[ModuleType], None]) -> None:
+        self._loader = loader
+        self._hook = hook
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+        self._hook(module)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+
+def _keras_hook(module_name: str) -> Callable[[ModuleType], None]:
+    @safe
+    def hook(module: ModuleType) -> None:
+        from .keras import patch_model_fit
+
+        patch_model_fit(module, module_name)
+
+    return hook
+
+
+class _Exit:
+    """What the process's end looked like, for the final status."""
+
+    def __init__(self) -> None:
+        self.exc: BaseException | None = None
+        self.exit_code: Any = None
+        self.stopped = False
+
+
+def activate(environ: Any = os.environ) -> Recorder | None:
+    """Start tracking this process if it is a tracked job's entry point; return the recorder."""
+    config = JobConfig.from_env(environ)
+    if config is None or not is_entry_process(environ) or active_recorder() is not None:
+        return None
+    os.environ[_ACTIVE_PID_ENV] = str(os.getpid())
+    store = open_backend(config.uri, kms_key_id=config.kms_key_id)
+    mirror = LocalBackend(os.path.join(config.output_data_dir, "sagetrack"))
+    writer = RecordWriter(store, run_prefix(config.experiment, config.run_id), mirror=mirror)
+    recorder = Recorder(config, writer)
+    set_active_recorder(recorder)
+    recorder.start(describe_environment(config))
+
+    if config.chief:
+        hooks = {name: _keras_hook(name) for name in ("keras", "tf_keras")}
+        for name in list(hooks):
+            if name in sys.modules:  # already imported (not the usual case)
+                hooks.pop(name)(sys.modules[name])
+        if hooks:
+            sys.meta_path.insert(0, _PostImportHook(hooks))
+        if config.metric_regexes:
+            from .output import install_scanner
+
+            install_scanner(recorder, config.metric_regexes)
+
+    state = _Exit()
+    _install_exit_handlers(recorder, state)
+    return recorder
+
+
+def _exit_timeout() -> float:
+    try:
+        return float(os.environ.get(EXIT_TIMEOUT_ENV, "20"))
+    except ValueError:
+        return 20.0
+
+
+def _install_exit_handlers(recorder: Recorder, state: _Exit) -> None:
+    previous_hook = sys.excepthook
+
+    def excepthook(etype: Any, value: BaseException, tb: Any) -> None:
+        state.exc = value
+        previous_hook(etype, value, tb)
+
+    sys.excepthook = excepthook
+
+    original_exit = sys.exit
+
+    def exit(code: Any = None) -> None:
+        state.exit_code = code
+        original_exit(code)
+
+    sys.exit = exit  # type: ignore[assignment]
+
+    @safe
+    def at_exit() -> None:
+        if not state.stopped:
+            _finish(recorder, state)
+        recorder.close(_exit_timeout())
+
+    atexit.register(at_exit)
+    _install_sigterm(recorder, state)
+
+
+@safe
+def _finish(recorder: Recorder, state: _Exit) -> None:
+    recorder.record_model_dir()
+    if state.stopped:
+        recorder.finish("stopped")
+    elif state.exc is not None:
+        recorder.finish("failed", state.exc)
+    elif state.exit_code not in (None, 0):
+        code = state.exit_code
+        exc = SystemExit(code)
+        recorder.finish("failed", exc if not isinstance(code, int) else
+                        RuntimeError(f"the script exited with status {code}"))
+    else:
+        recorder.finish("completed")
+
+
+def _install_sigterm(recorder: Recorder, state: _Exit) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    chained: list[Any] = [signal.getsignal(signal.SIGTERM)]
+    original_signal = signal.signal
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> Any:
+        try:
+            state.stopped = True
+            _finish(recorder, state)
+            recorder.close(_exit_timeout())
+        except Exception:
+            if strict_mode():
+                raise
+        previous = chained[0]
+        if callable(previous):
+            return previous(signum, frame)
+        if previous == signal.SIG_IGN:
+            return None
+        # default action: terminate by the same signal, as without sagetrack
+        original_signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return None
+
+    def signal_wrapper(signum: Any, handler: Any) -> Any:
+        # keep sagetrack first in line when the script installs its own SIGTERM handler
+        if signum == signal.SIGTERM and handler is not on_sigterm:
+            old = chained[0]
+            chained[0] = handler
+            return old
+        return original_signal(signum, handler)
+
+    original_signal(signal.SIGTERM, on_sigterm)
+    signal.signal = signal_wrapper  # type: ignore[assignment]

@@ -1,0 +1,246 @@
+"""The framework-agnostic recorder: what a training process reports about its run.
+
+Keras (``container/keras.py``), custom loops (:func:`log_metrics`) and the output
+scanner all go through one :class:`Recorder`, which turns events into records and hands
+them to the background :class:`~sagetrack.container.writer.RecordWriter`. Every public
+method is exception-safe and returns in microseconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import math
+import os
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from ..store.layout import FORMAT, RUN_FILES, now_iso
+from .config import JobConfig
+from .safety import safe
+from .writer import RecordWriter
+
+__all__ = ["Recorder", "active_recorder", "log_metrics", "set_active_recorder"]
+
+log = logging.getLogger("sagetrack")
+METRIC_LINE_PREFIX = "#sagetrack"
+_ACTIVE: Recorder | None = None
+
+
+def active_recorder() -> Recorder | None:
+    """The recorder of this process's tracked run, if any."""
+    return _ACTIVE
+
+
+def set_active_recorder(recorder: Recorder | None) -> None:
+    """Install (or clear) the process-wide recorder."""
+    global _ACTIVE
+    _ACTIVE = recorder
+
+
+def _number(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f
+
+
+def _clean(values: Mapping[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in values.items():
+        f = _number(value)
+        if f is not None:
+            out[str(key)] = f
+    return out
+
+
+def _fmt(value: float) -> str:
+    return repr(value) if math.isfinite(value) else str(value).lower()
+
+
+class Recorder:
+    """Records one run from one process. Only the chief records metrics and status."""
+
+    def __init__(self, config: JobConfig, writer: RecordWriter, *,
+                 print_metrics: bool = True) -> None:
+        self.config = config
+        self.writer = writer
+        self.print_metrics = print_metrics
+        self.attempt = 1
+        self.status: dict[str, Any] = {
+            "format": FORMAT,
+            "run_id": config.run_id,
+            "experiment": config.experiment,
+            "status": "running",
+            "started": now_iso(),
+            "updated": None,
+            "ended": None,
+            "attempt": 1,
+            "last_epoch": None,
+            "metrics": {},
+            "failure": None,
+        }
+        self._steps: dict[str, int] = {}
+        self._epoch_seen: set[tuple[int, int]] = set()
+        self._finished = False
+        self.fits = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @safe
+    def start(self, environment: Mapping[str, Any] | None = None) -> None:
+        """Mark the run running; record this host's (and, on the chief, the run's) env."""
+        if environment is not None:
+            self.writer.set(f"hosts/{self.config.host}.json", dict(environment), urgent=False)
+            if self.config.chief:
+                self.writer.set(RUN_FILES["environment"], dict(environment), urgent=False)
+        if self.config.chief:
+            self._set_status()
+
+    @safe
+    def resume_from(self, status: Mapping[str, Any], epochs: list[dict[str, Any]]) -> None:
+        """Continue a run recorded by an earlier attempt of the same job (spot restart)."""
+        self.attempt = int(status.get("attempt", 1)) + 1
+        self.status.update(attempt=self.attempt, started=status.get("started",
+                                                                   self.status["started"]),
+                           metrics=dict(status.get("metrics") or {}),
+                           last_epoch=status.get("last_epoch"))
+        self.writer.seed(RUN_FILES["metrics"], epochs)
+        for row in epochs:
+            if isinstance(row.get("epoch"), int):
+                self._epoch_seen.add((row.get("fit", 0), row["epoch"]))
+
+    @safe
+    def begin_fit(self, info: Mapping[str, Any]) -> int:
+        """Note the start of one ``fit`` call (epochs, steps, parameter count...)."""
+        index = self.fits
+        self.fits += 1
+        if self.config.chief:
+            fits = self.status.setdefault("fits", [])
+            fits.append({"index": index, "started": now_iso(), **dict(info)})
+            if info.get("params") is not None:
+                self.status["model_params"] = info["params"]
+            self._set_status()
+        return index
+
+    # -- metrics -------------------------------------------------------------------------
+    @safe
+    def log_epoch(self, epoch: int, values: Mapping[str, Any], *, duration_s: float | None = None,
+                  fit: int = 0, learning_rate: float | None = None) -> None:
+        """Record one finished epoch (``epoch`` counts from 1)."""
+        if not self.config.chief or (fit, epoch) in self._epoch_seen:
+            return
+        self._epoch_seen.add((fit, epoch))
+        metrics = _clean(values)
+        if learning_rate is not None and "learning_rate" not in metrics and "lr" not in metrics:
+            metrics["learning_rate"] = float(learning_rate)
+        row = {"epoch": epoch, "time": now_iso(), "duration_s": duration_s,
+               "metrics": metrics, "fit": fit, "attempt": self.attempt}
+        self.writer.append(RUN_FILES["metrics"], row, urgent=False)
+        self.status["last_epoch"] = epoch
+        self.status["metrics"].update(metrics)
+        self._set_status()
+        if self.print_metrics and metrics:
+            body = " ".join(f"{k}={_fmt(v)}" for k, v in metrics.items())
+            sys.stdout.write(f"{METRIC_LINE_PREFIX} epoch={epoch} {body}\n")
+            sys.stdout.flush()
+
+    @safe
+    def log_batch(self, epoch: int, batch: int, step: int, values: Mapping[str, Any]) -> None:
+        """Record a training batch (every N batches when asked)."""
+        if not self.config.chief:
+            return
+        row = {"epoch": epoch, "batch": batch, "step": step, "time": time.time(),
+               "metrics": _clean(values), "attempt": self.attempt}
+        self.writer.append(f"batches/{epoch:06d}.jsonl", row, urgent=False)
+
+    @safe
+    def log_metrics(self, step: int | None, values: Mapping[str, Any],
+                    source: str = "api") -> None:
+        """Record values at ``step`` (per metric auto-increment when None)."""
+        if not self.config.chief:
+            return
+        metrics = _clean(values)
+        if not metrics:
+            return
+        if step is None:
+            key = ",".join(sorted(metrics))
+            step = self._steps.get(key, -1) + 1
+            self._steps[key] = step
+        row = {"step": int(step), "time": now_iso(), "metrics": metrics, "source": source,
+               "attempt": self.attempt}
+        self.writer.append(RUN_FILES["steps"], row)
+        self.status["metrics"].update(metrics)
+        self._set_status(urgent=False)
+
+    # -- end -----------------------------------------------------------------------------
+    @safe
+    def record_model_dir(self, path: str | None = None) -> None:
+        """List the files saved under SM_MODEL_DIR with sizes and sha256."""
+        if not self.config.chief:
+            return
+        root = path or self.config.model_dir
+        files = []
+        for dirpath, _dirs, names in os.walk(root):
+            for name in sorted(names):
+                full = os.path.join(dirpath, name)
+                digest = hashlib.sha256()
+                with open(full, "rb") as fh:
+                    for chunk in iter(functools.partial(fh.read, 1 << 20), b""):
+                        digest.update(chunk)
+                files.append({"path": os.path.relpath(full, root).replace(os.sep, "/"),
+                              "bytes": os.path.getsize(full), "sha256": digest.hexdigest()})
+        self.writer.set(RUN_FILES["model"], {"format": FORMAT, "model_dir": root,
+                                              "files": files,
+                                              "total_bytes": sum(f["bytes"] for f in files)})
+
+    @safe
+    def finish(self, status: str, exc: BaseException | None = None) -> None:
+        """Record the final status: completed, failed (with the exception) or stopped."""
+        if self._finished:
+            return
+        self._finished = True
+        if not self.config.chief:
+            return
+        self.status["status"] = status
+        self.status["ended"] = now_iso()
+        if exc is not None:
+            tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            self.status["failure"] = {
+                "type": type(exc).__name__,
+                "message": str(exc)[:2000],
+                "traceback": tb[-4000:],
+            }
+        self._set_status()
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Flush everything within ``timeout`` seconds."""
+        return self.writer.close(timeout)
+
+    def _set_status(self, urgent: bool = True) -> None:
+        self.status["updated"] = now_iso()
+        # a shallow copy is enough: the writer serialises in its thread, and nested
+        # values are replaced rather than mutated, except metrics (copied here)
+        doc = dict(self.status)
+        doc["metrics"] = dict(self.status["metrics"])
+        if "fits" in doc:
+            doc["fits"] = list(doc["fits"])
+        self.writer.set(RUN_FILES["status"], doc, urgent=urgent)
+
+
+@safe
+def log_metrics(step: int | None = None, **values: float) -> None:
+    """Record metric values from a custom training loop.
+
+    ``sagetrack.log_metrics(step=epoch, loss=0.3, accuracy=0.9)`` inside a tracked job
+    stores a row in the run's ``steps.jsonl``. Outside a tracked job it does nothing.
+    """
+    recorder = _ACTIVE
+    if recorder is None:
+        log.debug("sagetrack.log_metrics called outside a tracked job; ignored")
+        return
+    recorder.log_metrics(step, values)

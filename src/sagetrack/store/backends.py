@@ -1,0 +1,259 @@
+"""Byte-level storage for run records: a local folder or an S3 prefix, same keys.
+
+Both backends expose ``put``/``get``/``list``/``exists`` over ``/``-separated keys
+relative to the store root. Local writes are atomic (temp file + ``os.replace``);
+an S3 ``PutObject`` is atomic by nature. botocore errors are mapped to
+:mod:`sagetrack.errors` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+from ..errors import ConfigurationError, RecordNotFound, StoreAccessDenied, StoreError
+
+__all__ = ["Backend", "LocalBackend", "S3Backend", "open_backend", "validate_uri"]
+
+#: S3 error codes after which retrying cannot help.
+PERMANENT_S3_ERRORS = frozenset({
+    "AccessDenied", "AllAccessDisabled", "NoSuchBucket", "InvalidAccessKeyId",
+    "SignatureDoesNotMatch", "AccountProblem", "InvalidBucketName", "KMS.AccessDeniedException",
+    "KMS.NotFoundException", "InvalidToken", "ExpiredToken", "UnauthorizedOperation",
+})
+
+
+class Backend(Protocol):
+    """What the recorder and the reader need from a store location."""
+
+    uri: str
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def list(self, prefix: str = "", delimiter: str | None = None) -> Iterator[str]: ...
+
+    def exists(self, key: str) -> bool: ...
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ConfigurationError(
+            f"Invalid record key {key!r}: keys are relative, '/'-separated, without '.' or '..'."
+        )
+    return key
+
+
+class LocalBackend:
+    """A store rooted in a local folder."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.uri = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*_check_key(key).split("/"))
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        except PermissionError as exc:
+            raise StoreAccessDenied(f"Cannot write {path}: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"Cannot write {path}: {exc}") from exc
+
+    def get(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError as exc:
+            raise RecordNotFound(f"No record {key!r} under {self.root}") from exc
+        except PermissionError as exc:
+            raise StoreAccessDenied(f"Cannot read {path}: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"Cannot read {path}: {exc}") from exc
+
+    def list(self, prefix: str = "", delimiter: str | None = None) -> Iterator[str]:
+        """Keys under ``prefix``; with ``delimiter="/"`` only the next level (dirs end in /)."""
+        base = self.root.joinpath(*[p for p in prefix.split("/") if p])
+        if not base.is_dir():
+            return
+        if delimiter == "/":
+            for entry in sorted(base.iterdir(), key=lambda p: p.name):
+                if entry.name.startswith("."):
+                    continue
+                rel = entry.relative_to(self.root).as_posix()
+                yield rel + "/" if entry.is_dir() else rel
+            return
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if not name.startswith("."):
+                    yield (Path(dirpath) / name).relative_to(self.root).as_posix()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+
+class S3Backend:
+    """A store under ``s3://bucket/prefix``.
+
+    ``kms_key_id`` adds ``SSEKMSKeyId`` (with ``aws:kms``) to every write; otherwise the
+    bucket's default encryption applies. Objects are never written with an ACL.
+    """
+
+    def __init__(self, bucket: str, prefix: str = "", *, client: Any = None,
+                 kms_key_id: str | None = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self.kms_key_id = kms_key_id
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    import boto3
+                    from botocore.config import Config
+
+                    # Retries are the caller's business (the writer backs off itself).
+                    self._client = boto3.session.Session().client(
+                        "s3", config=Config(retries={"max_attempts": 2, "mode": "standard"},
+                                            connect_timeout=5, read_timeout=20))
+        return self._client
+
+    def _key(self, key: str) -> str:
+        _check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put(self, key: str, data: bytes) -> None:
+        extra: dict[str, str] = {}
+        if self.kms_key_id:
+            extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
+        ctype = "application/x-ndjson" if key.endswith(".jsonl") else (
+            "application/json" if key.endswith(".json") else "text/plain")
+        with _mapped(f"write s3://{self.bucket}/{self._key(key)}"):
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
+                                   ContentType=ctype, **extra)
+
+    def get(self, key: str) -> bytes:
+        with _mapped(f"read s3://{self.bucket}/{self._key(key)}"):
+            body: bytes = self.client.get_object(Bucket=self.bucket,
+                                                 Key=self._key(key))["Body"].read()
+            return body
+
+    def list(self, prefix: str = "", delimiter: str | None = None) -> Iterator[str]:
+        full = self._key(prefix.rstrip("/")) + "/" if prefix else (
+            f"{self.prefix}/" if self.prefix else "")
+        strip = len(f"{self.prefix}/") if self.prefix else 0
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full}
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        with _mapped(f"list s3://{self.bucket}/{full}"):
+            for page in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
+                for cp in page.get("CommonPrefixes", []):
+                    yield cp["Prefix"][strip:]
+                for obj in page.get("Contents", []):
+                    yield obj["Key"][strip:]
+
+    def exists(self, key: str) -> bool:
+        try:
+            with _mapped(f"head s3://{self.bucket}/{self._key(key)}"):
+                self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except RecordNotFound:
+            return False
+        return True
+
+
+class _mapped:
+    """Map botocore exceptions raised inside the block to sagetrack errors."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, etype: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None or isinstance(exc, StoreError):
+            return
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        if isinstance(exc, ClientError):
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("NoSuchKey", "404", "NotFound") or (
+                    status == 404 and code != "NoSuchBucket"):
+                raise RecordNotFound(f"Cannot {self.what}: not found") from exc
+            if code in PERMANENT_S3_ERRORS or status == 403:
+                raise StoreAccessDenied(f"Cannot {self.what}: {code} ({exc})") from exc
+            raise StoreError(f"Cannot {self.what}: {code or status} ({exc})") from exc
+        if isinstance(exc, NoCredentialsError):
+            raise StoreAccessDenied(
+                f"Cannot {self.what}: no AWS credentials found. Configure credentials "
+                "(e.g. AWS_PROFILE) or use a local folder as tracking_uri.") from exc
+        if isinstance(exc, BotoCoreError):
+            raise StoreError(f"Cannot {self.what}: {exc}") from exc
+
+
+def validate_uri(uri: str) -> str:
+    """Check a tracking URI's shape without touching the network; return it normalised."""
+    if not isinstance(uri, str) or not uri.strip():
+        raise ConfigurationError(
+            f"Invalid tracking_uri: expected 's3://bucket/prefix' or a local folder path. "
+            f"Received: tracking_uri={uri!r}")
+    uri = uri.strip()
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3":
+        bucket = parsed.netloc
+        if not bucket or not _valid_bucket(bucket):
+            raise ConfigurationError(
+                f"Invalid tracking_uri: {uri!r} has no valid bucket name. "
+                "Expected 's3://my-bucket/optional/prefix'.")
+        if any(p in (".", "..") for p in parsed.path.split("/")):
+            raise ConfigurationError(f"Invalid tracking_uri: {uri!r} contains '.' or '..'.")
+        return f"s3://{bucket}{parsed.path}".rstrip("/")
+    if parsed.scheme == "file":
+        return parsed.path
+    if parsed.scheme and len(parsed.scheme) > 1:
+        raise ConfigurationError(
+            f"Invalid tracking_uri: scheme {parsed.scheme!r} is not supported. "
+            f"Use 's3://bucket/prefix' or a local folder. Received: tracking_uri={uri!r}")
+    return uri
+
+
+def _valid_bucket(name: str) -> bool:
+    import re
+
+    return bool(re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", name))
+
+
+def open_backend(uri: str, *, client: Any = None, kms_key_id: str | None = None) -> Backend:
+    """Open the backend for a tracking URI (``s3://...``, ``file://...`` or a path)."""
+    uri = validate_uri(uri)
+    if uri.startswith("s3://"):
+        parsed = urlparse(uri)
+        return S3Backend(parsed.netloc, parsed.path.lstrip("/"), client=client,
+                         kms_key_id=kms_key_id)
+    return LocalBackend(uri)
