@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-_SDK_CONFIG = "SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n"
+_SDK_CONFIG = ("SchemaVersion: '1.0'\n"
+               "SageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 REGION = "us-east-1"
 
@@ -90,7 +91,7 @@ class AWS:
         return sagemaker.Session(boto_session=boto3.Session(region_name=REGION),
                                  default_bucket=self.bucket, **kwargs)
 
-    def keys(self, prefix: str = "") -> list[str]:
+    def list_keys(self, prefix: str = "") -> list[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
                                                                    Prefix=prefix)
         return [o["Key"] for page in pages for o in page.get("Contents", [])]

@@ -159,7 +159,11 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
                 f"Invalid argument `tracking`: expected True or False. Received: "
                 f"tracking={tracking!r}")
         self._tracking = tracking
-        self._user_environment: dict[str, Any] = dict(kwargs.get("environment") or {})
+        env = kwargs.get("environment")
+        if tracking and env is not None and not isinstance(env, dict):
+            raise ConfigurationError(
+                f"Invalid argument `environment`: expected a dict. Received: {env!r}")
+        self._user_environment: dict[str, Any] = dict(env or {})
         if tracking:
             if tracking_uri is not None:
                 tracking_uri = validate_uri(tracking_uri)
@@ -174,10 +178,6 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             _validate_source(kwargs)
             _check_json(kwargs.get("hyperparameters"))
             user_defs = _check_metric_definitions(kwargs.get("metric_definitions"))
-            env = kwargs.get("environment")
-            if env is not None and not isinstance(env, dict):
-                raise ConfigurationError(
-                    f"Invalid argument `environment`: expected a dict. Received: {env!r}")
             if len(self._user_environment) + 8 > MAX_ENVIRONMENT:
                 raise ConfigurationError(
                     f"`environment` has {len(self._user_environment)} entries; SageMaker allows "

@@ -142,9 +142,60 @@ def activate(environ: Any = os.environ) -> Recorder | None:
 
             install_scanner(recorder, config.metric_regexes)
 
+    if config.chief and config.launch_key:
+        threading.Thread(target=_record_from_template, args=(store, writer, config),
+                         name="sagetrack-launch", daemon=True).start()
+
     state = _Exit()
     _install_exit_handlers(recorder, state)
     return recorder
+
+
+@safe
+def _record_from_template(store: Any, writer: RecordWriter, config: JobConfig) -> None:
+    """Create this job's launch record from the template the client wrote.
+
+    Jobs started by a HyperparameterTuner or a pipeline get their name from the service,
+    so the client records a template; the chief completes it with the hyperparameters
+    this job received and, where permitted, the input URIs from DescribeTrainingJob.
+    """
+    import json
+
+    from ..errors import RecordNotFound
+
+    try:
+        record = json.loads(store.get(f"{config.launch_key}.json"))
+    except RecordNotFound:
+        record = {"format": "sagetrack/1", "code": {}, "job": {}}
+    try:
+        diff = store.get(f"{config.launch_key}.diff")
+        writer.set("code.diff", diff, urgent=False)
+    except RecordNotFound:
+        pass
+    from .._redact import redact_mapping
+
+    hps = json.loads(os.environ.get("SM_HPS", "{}") or "{}")
+    record.update(run_id=config.run_id, experiment=config.experiment,
+                  params=redact_mapping(hps), launch_template=config.launch_key)
+    record["inputs"] = _inputs_from_describe(config.run_id) or record.get("inputs") or {}
+    writer.set("run.json", record)
+
+
+def _inputs_from_describe(job_name: str) -> dict[str, Any]:
+    try:
+        import boto3
+
+        desc = boto3.client("sagemaker").describe_training_job(TrainingJobName=job_name)
+    except Exception:  # no permission or no network: the record keeps the template's view
+        return {}
+    inputs = {}
+    for channel in desc.get("InputDataConfig", []):
+        s3 = channel.get("DataSource", {}).get("S3DataSource", {})
+        if s3:
+            inputs[channel["ChannelName"]] = {"uri": s3.get("S3Uri"),
+                                              "data_type": s3.get("S3DataType"),
+                                              "note": "from DescribeTrainingJob; not fingerprinted"}
+    return inputs
 
 
 def _exit_timeout() -> float:

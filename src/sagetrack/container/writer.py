@@ -72,7 +72,7 @@ class RecordWriter:
 
     # -- called from training threads -------------------------------------------------
     def set(self, name: str, obj: Any, *, urgent: bool = True) -> None:
-        """Replace the JSON document ``name``."""
+        """Replace the document ``name`` (a JSON-ready object, or bytes written as-is)."""
         with self._lock:
             doc = self._docs.setdefault(name, _Doc())
             doc.obj = obj
@@ -144,7 +144,7 @@ class RecordWriter:
                      for n, d in self._docs.items() if getattr(d, attr) != d.version]
         for name, doc, version, obj, rows in items:
             if rows is None:
-                data = dumps(obj)
+                data = obj if isinstance(obj, bytes) else dumps(obj)
             else:
                 # serialise only rows not yet serialised
                 for row in rows[len(doc.lines):]:

@@ -1,0 +1,194 @@
+"""The bootstrap in a real Python process started the way the toolkit starts the script.
+
+These tests run ``python train.py`` with the bootstrap on ``PYTHONPATH`` and the
+environment the toolkit gives the user process; the full SageMaker path (SDK -> code
+tarball -> toolkit) is covered by ``tests/e2e``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from sagetrack.client.estimator import console_metric_definitions
+from sagetrack.client.staging import bootstrap_paths
+from sagetrack.store.reader import Store
+
+
+def run_script(tmp_path: Path, body: str, *, args: list[str] | None = None,
+               env: dict[str, str] | None = None, wait: bool = True,
+               entry: str = "train.py") -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
+    code = tmp_path / "code"
+    code.mkdir(exist_ok=True)
+    (code / entry).write_text(textwrap.dedent(body))
+    boot = str(Path(bootstrap_paths()[0]).parent)
+    base = tmp_path / "opt_ml"
+    for sub in ("model", "output/data"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    environ = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([boot, str(code)]),
+        "SAGETRACK": "1", "SAGETRACK_URI": str(tmp_path / "store"),
+        "SAGETRACK_EXPERIMENT": "exp", "SAGETRACK_TRACK_BATCHES": "0",
+        "SAGETRACK_EXIT_TIMEOUT": "5",
+        "TRAINING_JOB_NAME": "job-1", "SM_USER_ENTRY_POINT": entry,
+        "SM_HOSTS": '["algo-1"]', "SM_CURRENT_HOST": "algo-1",
+        "SM_MODEL_DIR": str(base / "model"), "SM_OUTPUT_DATA_DIR": str(base / "output/data"),
+        "SAGEMAKER_BASE_DIR": str(base), "TF_CPP_MIN_LOG_LEVEL": "3",
+        **(env or {}),
+    }
+    cmd = [sys.executable, entry, *(args or [])]
+    if not wait:
+        return subprocess.Popen(cmd, cwd=code, env=environ, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.run(cmd, cwd=code, env=environ, capture_output=True, text=True,
+                          timeout=300)
+
+
+def run_of(tmp_path: Path):
+    return Store(str(tmp_path / "store")).run("job-1")
+
+
+KERAS_SCRIPT = """
+    import argparse, os
+    import numpy as np
+    import keras
+    p = argparse.ArgumentParser()
+    p.add_argument("--epochs", type=int, required=True)
+    a = p.parse_args()
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype("float32"); y = (x[:, 0] > 0) * 1
+    m.fit(x, y, epochs=a.epochs, verbose=0, validation_split=0.2)
+    m.save(os.path.join(os.environ["SM_MODEL_DIR"], "model.keras"))
+"""
+
+
+def test_unchanged_keras_script_is_tracked_to_completion(tmp_path):
+    out = run_script(tmp_path, KERAS_SCRIPT, args=["--epochs", "3"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = run_of(tmp_path)
+    assert run.status == "completed"
+    assert list(run.metrics.index) == [1, 2, 3]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(run.metrics.columns)
+    assert run.environment["argv"][1:] == ["--epochs", "3"]
+    assert run.environment["keras_flavour"] == "keras" and run.environment["packages"]
+    (model_file,) = run.model["files"]
+    assert model_file["path"] == "model.keras" and len(model_file["sha256"]) == 64
+    # SageMaker applies the estimator's metric_definitions to this output: same values
+    for definition in console_metric_definitions(["loss", "val_accuracy", "accuracy"]):
+        found = [float(m) for m in re.findall(definition["Regex"], out.stdout)]
+        assert found == pytest.approx(list(run.metrics[definition["Name"]]), rel=1e-6)
+    # the local copy under SM_OUTPUT_DATA_DIR has the same records
+    mirror = Store(str(tmp_path / "opt_ml/output/data/sagetrack")).run("job-1")
+    assert mirror.metrics.equals(run.metrics) and mirror.status == "completed"
+
+
+def test_uncaught_exception_is_a_failed_run_with_traceback(tmp_path):
+    out = run_script(tmp_path, """
+        def step():
+            raise ValueError("loss is NaN at step 7")
+        step()
+    """)
+    assert out.returncode == 1 and "loss is NaN" in out.stderr  # the user still sees it
+    run = run_of(tmp_path)
+    assert run.status == "failed"
+    assert run.failure["type"] == "ValueError"
+    assert run.failure["message"] == "loss is NaN at step 7"
+    assert "in step" in run.failure["traceback"]
+
+
+def test_nonzero_exit_is_failed_and_exit_code_unchanged(tmp_path):
+    out = run_script(tmp_path, "import sys; sys.exit(3)\n")
+    assert out.returncode == 3
+    assert run_of(tmp_path).status == "failed"
+    assert "status 3" in run_of(tmp_path).failure["message"]
+
+
+def test_sigterm_records_stopped_and_keeps_default_exit(tmp_path):
+    proc = run_script(tmp_path, """
+        import time
+        print("ready", flush=True)
+        time.sleep(60)
+    """, wait=False)
+    assert proc.stdout.readline().strip() == "ready"
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == -signal.SIGTERM  # killed by the signal, as without sagetrack
+    assert time.monotonic() - start < 10
+    assert run_of(tmp_path).status == "stopped"
+
+
+def test_sigterm_runs_the_scripts_own_handler_too(tmp_path):
+    proc = run_script(tmp_path, """
+        import signal, sys, time
+        def handler(signum, frame):
+            print("user handler ran", flush=True)
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, handler)
+        print("ready", flush=True)
+        time.sleep(60)
+    """, wait=False)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    assert "user handler ran" in proc.stdout.read()
+    assert run_of(tmp_path).status == "stopped"
+
+
+def test_custom_loop_metrics_from_log_metrics_and_declared_output(tmp_path):
+    metrics = json.dumps([["train:loss", "train_loss=([0-9.]+)"]])
+    out = run_script(tmp_path, """
+        import sagetrack
+        for step in range(4):
+            loss = 1.0 / (step + 1)
+            print(f"step {step} train_loss={loss:.4f}")
+            sagetrack.log_metrics(step=step, accuracy=step / 4)
+    """, env={"SAGETRACK_METRICS": metrics})
+    assert out.returncode == 0, out.stderr[-2000:]
+    steps = run_of(tmp_path).steps
+    assert list(steps["accuracy"]) == [0.0, 0.25, 0.5, 0.75]
+    assert list(steps["train:loss"]) == [1.0, 0.5, 0.3333, 0.25]
+    assert run_of(tmp_path).status == "completed"
+
+
+def test_tracking_is_inert_without_the_switch_or_outside_the_entry_point(tmp_path):
+    out = run_script(tmp_path, "import sys; print(sorted(m for m in sys.modules "
+                     "if m.startswith('sagetrack')))\n", env={"SAGETRACK": "0"})
+    assert out.stdout.strip() == "[]"
+    out = run_script(tmp_path, "print('helper')\n", entry="helper.py",
+                     env={"SM_USER_ENTRY_POINT": "train.py"})
+    assert out.returncode == 0 and not (tmp_path / "store").exists()
+
+
+def test_shadowed_sitecustomize_still_runs(tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "sitecustomize.py").write_text("import os; os.environ['SHADOWED_RAN'] = 'yes'\n")
+    out = run_script(tmp_path, "import os; print(os.environ.get('SHADOWED_RAN'))\n",
+                     env={"PYTHONPATH": os.pathsep.join(
+                         [str(Path(bootstrap_paths()[0]).parent), str(other)])})
+    assert out.stdout.strip() == "yes", out.stderr
+
+
+@pytest.mark.parametrize("hosts,current,extra,chief", [
+    ('["algo-1","algo-2"]', "algo-2", {}, False),
+    ('["algo-1","algo-2"]', "algo-1", {"OMPI_COMM_WORLD_RANK": "1"}, False),
+])
+def test_only_the_chief_writes_run_records(tmp_path, hosts, current, extra, chief):
+    out = run_script(tmp_path, KERAS_SCRIPT, args=["--epochs", "1"],
+                     env={"SM_HOSTS": hosts, "SM_CURRENT_HOST": current, **extra})
+    assert out.returncode == 0, out.stderr[-2000:]
+    run_dir = tmp_path / "store/exp/job-1"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["hosts"]
+    assert [p.name for p in (run_dir / "hosts").iterdir()] == [f"{current}.json"]
