@@ -141,3 +141,39 @@ def git_repo(tmp_path: Path) -> Path:
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "initial")
     return repo
+
+
+class FaultReport:
+    """Counts for the fault-injection summary line printed at the end of the run."""
+
+    faults = 0
+    trainings = 0
+    trainings_failed = 0
+    records_checked = 0
+    records_lost = 0
+
+    def injected(self, n: int = 1) -> None:
+        FaultReport.faults += n
+
+    def training(self, *, ok: bool) -> None:
+        FaultReport.trainings += 1
+        FaultReport.trainings_failed += 0 if ok else 1
+
+    def records(self, *, expected: int, found: int) -> None:
+        FaultReport.records_checked += expected
+        FaultReport.records_lost += max(0, expected - found)
+
+
+@pytest.fixture
+def fault_report() -> FaultReport:
+    """Record what a fault-injection test injected and what survived."""
+    return FaultReport()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FaultReport.faults:
+        r = FaultReport
+        terminalreporter.write_line(
+            f"fault injection: {r.faults} faults injected, {r.trainings} trainings run, "
+            f"{r.trainings_failed} trainings failed, {r.records_checked} records checked, "
+            f"{r.records_lost} records lost")

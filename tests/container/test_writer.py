@@ -72,7 +72,7 @@ def test_transient_failures_retry_and_every_row_lands_once(tmp_path):
 def test_access_denied_stops_uploads_and_keeps_the_mirror(tmp_path):
     store = FlakyBackend(tmp_path / "s", fail=10**6, error=StoreAccessDenied)
     w = RecordWriter(store, "e/r", mirror=LocalBackend(tmp_path / "m"), min_interval=0)
-    with pytest.warns(TrackingWarning, match="stopped uploading"):
+    with pytest.warns(TrackingWarning, match="stopped writing to its store"):
         for i in range(10):
             w.append("metrics.jsonl", {"epoch": i})
             time.sleep(0.005)
@@ -99,3 +99,24 @@ def test_hanging_store_never_blocks_append_or_exit(tmp_path):
         assert len(rows(tmp_path / "m/e/r/metrics.jsonl")) == 1000
     finally:
         hang.set()
+
+
+def test_retries_back_off_exponentially(tmp_path):
+    class Timed(FlakyBackend):
+        times: list[float] = []
+
+        def put(self, key: str, data: bytes) -> None:
+            self.times.append(time.monotonic())
+            super().put(key, data)
+
+    store = Timed(tmp_path / "s", fail=3)
+    w = RecordWriter(store, "e/r", min_interval=0, max_backoff=30)
+    with pytest.warns(TrackingWarning):
+        w.append("metrics.jsonl", {"epoch": 1})
+        deadline = time.monotonic() + 10
+        while w.pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert w.close(1)
+    gaps = [b - a for a, b in zip(store.times, store.times[1:], strict=False)]
+    assert len(gaps) == 3
+    assert 0.12 <= gaps[0] <= gaps[1] <= gaps[2]  # 0.25 s * 2^n, jittered by 0.5-1.0

@@ -291,6 +291,8 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
         kms = os.environ.get("SAGETRACK_KMS_KEY_ID")
         if kms:
             ours[ENV.KMS_KEY_ID] = kms
+        if self.enable_network_isolation():
+            ours[ENV.OFFLINE] = "1"  # no network in the container: records travel in output
         if template:
             self._launch_key = self._template_key()
             ours[ENV.LAUNCH] = self._launch_key
@@ -349,9 +351,7 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
                              template: bool) -> None:
         record = self._launch_record(futures)
         self.latest_launch_record = record
-        store = open_backend(self.tracking_uri, client=self._s3_client()
-                             if self.tracking_uri.startswith("s3://") else None,
-                             kms_key_id=os.environ.get("SAGETRACK_KMS_KEY_ID"))
+        store = self._store()
         diff = record["code"].pop("_diff", "")
         if template:
             record["run_id"] = None
@@ -476,12 +476,36 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
                 "billable_seconds": desc.get("BillableTimeInSeconds"),
                 "training_seconds": desc.get("TrainingTimeInSeconds"),
             })
+            if desc.get("TrainingJobStatus") in ("Completed", "Failed", "Stopped"):
+                self._ingest_if_needed(job.name)
 
         self._try("record the job outcome", describe)
 
+    def _ingest_if_needed(self, job_name: str) -> None:
+        """Ingest the job's local copy when the container's records did not reach the store."""
+        store = self._store()
+        key = f"{run_prefix(self._experiment, job_name)}/{RUN_FILES['status']}"
+        try:
+            status = json.loads(store.get(key)).get("status")
+        except Exception:
+            status = None
+        if status in ("completed", "failed", "stopped"):
+            return
+        from .ingest import ingest_job
+
+        written = ingest_job(job_name, store, sagemaker_client=self.sagemaker_session
+                             .sagemaker_client, s3_client=self._s3_client())
+        if written:
+            log.info("sagetrack: ingested %d records of %s from its output", len(written),
+                     job_name)
+
+    def _store(self) -> Any:
+        return open_backend(self.tracking_uri, client=self._s3_client()
+                            if self.tracking_uri.startswith("s3://") else None,
+                            kms_key_id=os.environ.get("SAGETRACK_KMS_KEY_ID"))
+
     def _write_job_doc(self, run_id: str, doc: dict[str, Any]) -> None:
-        store = open_backend(self.tracking_uri, client=self._s3_client()
-                             if self.tracking_uri.startswith("s3://") else None)
+        store = self._store()
         self._put(store, f"{run_prefix(self._experiment, run_id)}/{RUN_FILES['job']}",
                   dumps({"format": FORMAT, "recorded": now_iso(), **doc}))
 

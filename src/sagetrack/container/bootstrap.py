@@ -123,11 +123,18 @@ def activate(environ: Any = os.environ) -> Recorder | None:
     if config is None or not is_entry_process(environ) or active_recorder() is not None:
         return None
     os.environ[_ACTIVE_PID_ENV] = str(os.getpid())
-    store = open_backend(config.uri, kms_key_id=config.kms_key_id)
+    store = None if config.offline else open_backend(config.uri, kms_key_id=config.kms_key_id)
     mirror = LocalBackend(os.path.join(config.output_data_dir, "sagetrack"))
-    writer = RecordWriter(store, run_prefix(config.experiment, config.run_id), mirror=mirror)
+    # on the chief, a copy in the checkpoint dir travels with the job's checkpoints, so a
+    # restarted (spot) job continues the same run even when the store is unreachable
+    checkpoint = (LocalBackend(os.path.join(config.checkpoint_dir, CHECKPOINT_FOLDER))
+                  if config.chief and config.checkpoint_dir else None)
+    prefix = run_prefix(config.experiment, config.run_id)
+    writer = RecordWriter(store, prefix, mirror=mirror, checkpoint=checkpoint)
     recorder = Recorder(config, writer)
     set_active_recorder(recorder)
+    if checkpoint is not None:
+        _resume(recorder, checkpoint, prefix)
     recorder.start(describe_environment(config))
 
     if config.chief:
@@ -196,6 +203,28 @@ def _inputs_from_describe(job_name: str) -> dict[str, Any]:
                                               "data_type": s3.get("S3DataType"),
                                               "note": "from DescribeTrainingJob; not fingerprinted"}
     return inputs
+
+
+CHECKPOINT_FOLDER = ".sagetrack"
+
+
+@safe
+def _resume(recorder: Recorder, checkpoint: LocalBackend, prefix: str) -> None:
+    """Continue the run if the checkpoint dir holds records of an earlier attempt."""
+    import json
+
+    from ..store.layout import RUN_FILES, loads_jsonl
+
+    if not checkpoint.exists(f"{prefix}/{RUN_FILES['status']}"):
+        return
+    status = json.loads(checkpoint.get(f"{prefix}/{RUN_FILES['status']}"))
+    series = {}
+    for name in (RUN_FILES["metrics"], RUN_FILES["steps"]):
+        if checkpoint.exists(f"{prefix}/{name}"):
+            series[name] = list(loads_jsonl(checkpoint.get(f"{prefix}/{name}"), name, []))
+    attempt = int(status.get("attempt") or 1) + 1
+    log.warning("sagetrack: continuing run %s (attempt %d)", recorder.config.run_id, attempt)
+    recorder.resume_from(attempt, status, series)
 
 
 def _exit_timeout() -> float:

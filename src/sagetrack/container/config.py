@@ -27,6 +27,7 @@ class ENV:
     LAUNCH = "SAGETRACK_LAUNCH"
     METRICS = "SAGETRACK_METRICS"  # JSON [[name, regex], ...], split over _0, _1, ... if long
     STRICT = "SAGETRACK_STRICT"    # test mode: internal tracking errors raise
+    OFFLINE = "SAGETRACK_OFFLINE"  # no network (network isolation): local copies only
 
 
 ENV_VALUE_LIMIT = 512  # CreateTrainingJob limit for one Environment value
@@ -130,6 +131,7 @@ class JobConfig:
     model_dir: str = "/opt/ml/model"
     checkpoint_dir: str | None = None
     rank: int | None = None
+    offline: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> JobConfig | None:
@@ -155,6 +157,7 @@ class JobConfig:
             model_dir=environ.get("SM_MODEL_DIR", f"{base}/model"),
             checkpoint_dir=_checkpoint_dir(base),
             rank=_rank(environ),
+            offline=environ.get(ENV.OFFLINE) == "1",
         )
 
 

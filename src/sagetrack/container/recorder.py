@@ -86,7 +86,7 @@ class Recorder:
             "failure": None,
         }
         self._steps: dict[str, int] = {}
-        self._epoch_seen: set[tuple[int, int]] = set()
+        self._epoch_seen: set[tuple[int, int]] = set()  # (fit, epoch) in this attempt
         self._finished = False
         self.fits = 0
 
@@ -102,17 +102,22 @@ class Recorder:
             self._set_status()
 
     @safe
-    def resume_from(self, status: Mapping[str, Any], epochs: list[dict[str, Any]]) -> None:
-        """Continue a run recorded by an earlier attempt of the same job (spot restart)."""
-        self.attempt = int(status.get("attempt", 1)) + 1
-        self.status.update(attempt=self.attempt, started=status.get("started",
-                                                                   self.status["started"]),
+    def resume_from(self, attempt: int, status: Mapping[str, Any],
+                    series: Mapping[str, list[dict[str, Any]]]) -> None:
+        """Continue a run recorded by an earlier attempt of the same job (spot restart).
+
+        Earlier rows are kept in front of this attempt's; readers keep the latest row
+        of each epoch, so the metrics read back as one continuous series.
+        """
+        self.attempt = attempt
+        self.status.update(attempt=attempt,
+                           started=status.get("started") or self.status["started"],
                            metrics=dict(status.get("metrics") or {}),
-                           last_epoch=status.get("last_epoch"))
-        self.writer.seed(RUN_FILES["metrics"], epochs)
-        for row in epochs:
-            if isinstance(row.get("epoch"), int):
-                self._epoch_seen.add((row.get("fit", 0), row["epoch"]))
+                           last_epoch=status.get("last_epoch"),
+                           restarts=[*status.get("restarts", []), now_iso()])
+        for name, rows in series.items():
+            if rows:
+                self.writer.seed(name, rows)
 
     @safe
     def begin_fit(self, info: Mapping[str, Any]) -> int:

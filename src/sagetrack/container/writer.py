@@ -1,14 +1,15 @@
-"""Background writer: training threads hand over records, one thread stores them.
+"""Background writer: training threads hand over records, worker threads store them.
 
-The writer keeps each record of a run in memory as a *document* (a JSON object, or a
-JSONL series of rows) and rewrites whole documents: a series object in the store always
-holds every row so far, so a retried upload can neither lose nor duplicate a row.
+The writer keeps each record of a run in memory as a *document* (a JSON object, raw
+bytes, or a JSONL series of rows) and rewrites whole documents: a series object in the
+store always holds every row so far, so a retried upload can neither lose nor duplicate
+a row, and each write replaces the object atomically.
 
 * ``set``/``append`` only take a lock and flag the document dirty (microseconds).
-* The writer thread writes dirty documents to the local mirror first (nothing is lost
-  if the store is down), then to the store, coalescing bursts (``min_interval``).
-* Transient store errors back off exponentially (capped); permanent ones (access
-  denied, no such bucket) stop uploads with one warning; the mirror keeps everything.
+* Each destination (the local mirror under ``SM_OUTPUT_DATA_DIR``, the store) has its
+  own thread and progress, so a hanging store never delays the local copy.
+* Transient store errors back off exponentially (capped, jittered); permanent ones
+  (access denied, no such bucket) stop uploads with one warning; the mirror keeps all.
 * ``close(timeout)`` makes a final attempt and returns within ``timeout`` seconds.
 """
 
@@ -37,38 +38,111 @@ class TrackingWarning(UserWarning):
 
 @dataclass
 class _Doc:
-    obj: Any = None                      # JSON document, or None for a series
-    rows: list[Any] | None = None        # series rows (dicts), append-only
+    obj: Any = None                      # JSON-ready object or bytes; None for a series
+    rows: list[Any] | None = None        # series rows, append-only
     lines: list[str] = field(default_factory=list)  # serialised rows, cached
     version: int = 0                     # bumped on every change
-    mirrored: int = 0                    # version last written to the mirror
-    stored: int = 0                      # version last written to the store
+    lines_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _Sink:
+    """One destination with its own thread, progress and backoff."""
+
+    def __init__(self, owner: RecordWriter, name: str, backend: Backend, *,
+                 min_interval: float, max_backoff: float, skip: tuple[str, ...] = ()) -> None:
+        self.owner = owner
+        self.skip = skip
+        self.name = name
+        self.backend = backend
+        self.min_interval = min_interval
+        self.max_backoff = max_backoff
+        self.done: dict[str, int] = {}   # doc name -> version written
+        self.wake = threading.Event()
+        self.disabled = False
+        self.failures = 0
+        self.errors = 0
+        self.writes = 0
+        self.next_try = 0.0
+        self.thread = threading.Thread(target=self._run, name=f"sagetrack-{name}", daemon=True)
+
+    def pending(self) -> int:
+        with self.owner._lock:
+            return sum(1 for n, d in self.owner._docs.items()
+                       if self.done.get(n, 0) != d.version and not self._skipped(n))
+
+    def _skipped(self, name: str) -> bool:
+        return bool(self.skip) and name.startswith(self.skip)
+
+    def _run(self) -> None:
+        while True:
+            self.wake.wait(timeout=5.0)
+            self.wake.clear()
+            closing = self.owner._closing
+            try:
+                self.flush()
+            except Exception as exc:  # never let the thread die
+                self.owner._warn_once(f"{self.name}-internal",
+                                      f"sagetrack writer error ({self.name}): {exc!r}")
+            if closing:
+                return
+            if not self.owner._closing and self.min_interval:
+                time.sleep(self.min_interval)
+
+    def flush(self) -> None:
+        if self.disabled or time.monotonic() < self.next_try:
+            return
+        for name, version, data in self.owner._snapshot(self.done, self.skip):
+            try:
+                self.backend.put(f"{self.owner.prefix}/{name}", data)
+            except StoreAccessDenied as exc:
+                self.disabled = True
+                self.errors += 1
+                self.owner._on_denied(self, exc)
+                return
+            except Exception as exc:
+                self.errors += 1
+                self.failures += 1
+                delay = min(self.max_backoff, 0.25 * 2 ** min(self.failures, 16))
+                delay *= 0.5 + random.random() / 2
+                self.next_try = time.monotonic() + delay
+                self.owner._warn_once(f"{self.name}-transient",
+                                      f"sagetrack {self.name} unavailable ({exc}); retrying with "
+                                      "backoff. Training continues.")
+                timer = threading.Timer(delay, self.wake.set)
+                timer.daemon = True
+                timer.start()
+                return
+            self.writes += 1
+            self.failures = 0
+            with self.owner._lock:
+                self.done[name] = max(self.done.get(name, 0), version)
 
 
 class RecordWriter:
     """Asynchronously persist one run's documents to a store and a local mirror."""
 
     def __init__(self, store: Backend | None, prefix: str, *, mirror: Backend | None = None,
-                 min_interval: float = 0.5, max_backoff: float = 30.0,
-                 start: bool = True) -> None:
-        self.store = store
+                 checkpoint: Backend | None = None, min_interval: float = 0.5,
+                 max_backoff: float = 30.0, start: bool = True) -> None:
         self.prefix = prefix
+        self.store = store
         self.mirror = mirror
-        self.min_interval = min_interval
-        self.max_backoff = max_backoff
         self._docs: dict[str, _Doc] = {}
         self._lock = threading.Lock()
-        self._wake = threading.Event()
         self._closing = False
-        self._store_disabled = store is None
-        self._failures = 0
-        self._next_try = 0.0
         self._warned: set[str] = set()
-        self.store_errors = 0
-        self.uploads = 0
-        self._thread = threading.Thread(target=self._run, name="sagetrack-writer", daemon=True)
+        # the checkpoint copy only needs what a restarted attempt continues from
+        self._sinks = [
+            _Sink(self, label, backend, min_interval=interval, max_backoff=max_backoff,
+                  skip=skip)
+            for label, backend, interval, skip in (
+                ("local copy", mirror, 0.0, ()),
+                ("checkpoint copy", checkpoint, 0.0, ("batches/", "hosts/")),
+                ("store", store, min_interval, ()))
+            if backend is not None]
         if start:
-            self._thread.start()
+            for sink in self._sinks:
+                sink.thread.start()
 
     # -- called from training threads -------------------------------------------------
     def set(self, name: str, obj: Any, *, urgent: bool = True) -> None:
@@ -78,120 +152,95 @@ class RecordWriter:
             doc.obj = obj
             doc.version += 1
         if urgent:
-            self._wake.set()
+            self._wake()
 
     def append(self, name: str, row: Any, *, urgent: bool = True) -> None:
         """Append a row to the JSONL series ``name``."""
         with self._lock:
             doc = self._docs.setdefault(name, _Doc(rows=[]))
-            assert doc.rows is not None
+            if doc.rows is None:
+                doc.rows = []
             doc.rows.append(row)
             doc.version += 1
         if urgent:
-            self._wake.set()
+            self._wake()
+
+    def seed(self, name: str, rows: list[Any]) -> None:
+        """Put rows recorded by an earlier attempt in front of series ``name``."""
+        with self._lock:
+            doc = self._docs.setdefault(name, _Doc(rows=[]))
+            with doc.lines_lock:
+                doc.rows = list(rows) + (doc.rows or [])
+                doc.lines = []
+            doc.version += 1
 
     def rows(self, name: str) -> list[Any]:
-        """A copy of the rows of series ``name`` (for resume and tests)."""
+        """A copy of the rows of series ``name``."""
         with self._lock:
             doc = self._docs.get(name)
             return list(doc.rows or []) if doc else []
 
-    def seed(self, name: str, rows: list[Any]) -> None:
-        """Load rows already stored (a restarted job) without marking them dirty."""
-        with self._lock:
-            doc = self._docs.setdefault(name, _Doc(rows=[]))
-            doc.rows = list(rows) + (doc.rows or [])
-            doc.lines = []
+    def flush_soon(self) -> None:
+        """Ask the worker threads to write what is pending now."""
+        self._wake()
 
     @property
     def pending(self) -> int:
-        """Documents not yet in the store (in the mirror when there is no store)."""
-        attr = "mirrored" if self.store is None else "stored"
-        with self._lock:
-            return sum(1 for d in self._docs.values() if getattr(d, attr) != d.version)
+        """Documents not yet written to the store (to the mirror when there is no store)."""
+        sink = self._sinks[-1] if self._sinks else None
+        return sink.pending() if sink is not None else 0
+
+    @property
+    def store_errors(self) -> int:
+        return sum(s.errors for s in self._sinks if s.backend is self.store)
+
+    @property
+    def uploads(self) -> int:
+        return sum(s.writes for s in self._sinks if s.backend is self.store)
 
     def close(self, timeout: float = 10.0) -> bool:
         """Flush within ``timeout`` seconds; True when everything reached the store."""
         self._closing = True
-        self._next_try = 0.0
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        if self._thread.is_alive() or not self._thread.ident:
-            # never started (tests) or still blocked on a hanging store: one direct mirror pass
-            self._flush(store=False)
+        deadline = time.monotonic() + timeout
+        for sink in self._sinks:
+            sink.next_try = 0.0
+            sink.wake.set()
+        for sink in self._sinks:
+            if sink.thread.is_alive():
+                sink.thread.join(max(0.0, deadline - time.monotonic()))
+            elif not sink.thread.ident and sink.backend is not self.store:
+                sink.flush()  # never started (tests): write the local copy directly
         return self.pending == 0
 
-    # -- writer thread -----------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(timeout=5.0)
-            self._wake.clear()
-            closing = self._closing
-            try:
-                self._flush(store=True)
-            except Exception as exc:  # never let the thread die
-                self._warn_once("internal", f"sagetrack writer error: {exc!r}")
-            if closing:
-                return
-            if not self._closing:
-                time.sleep(self.min_interval)
+    # -- internals ---------------------------------------------------------------------
+    def _wake(self) -> None:
+        for sink in self._sinks:
+            sink.wake.set()
 
-    def _snapshot(self, attr: str) -> list[tuple[str, int, bytes]]:
-        out = []
+    def _snapshot(self, done: dict[str, int], skip: tuple[str, ...] = ()
+                  ) -> list[tuple[str, int, bytes]]:
         with self._lock:
-            items = [(n, d, d.version, d.obj, list(d.rows) if d.rows is not None else None)
-                     for n, d in self._docs.items() if getattr(d, attr) != d.version]
-        for name, doc, version, obj, rows in items:
-            if rows is None:
+            items = [(n, d, d.version, d.obj, len(d.rows) if d.rows is not None else None)
+                     for n, d in self._docs.items()
+                     if done.get(n, 0) != d.version and not (skip and n.startswith(skip))]
+        out = []
+        for name, doc, version, obj, count in items:
+            if count is None:
                 data = obj if isinstance(obj, bytes) else dumps(obj)
             else:
-                # serialise only rows not yet serialised
-                for row in rows[len(doc.lines):]:
-                    doc.lines.append(dumps_row(row))
-                data = "".join(doc.lines[: len(rows)]).encode()
+                with doc.lines_lock:
+                    assert doc.rows is not None
+                    for row in doc.rows[len(doc.lines):count]:
+                        doc.lines.append(dumps_row(row))
+                    data = "".join(doc.lines[:count]).encode()
             out.append((name, version, data))
         return out
 
-    def _flush(self, *, store: bool) -> None:
-        if self.mirror is not None:
-            for name, version, data in self._snapshot("mirrored"):
-                try:
-                    self.mirror.put(f"{self.prefix}/{name}", data)
-                    with self._lock:
-                        self._docs[name].mirrored = max(self._docs[name].mirrored, version)
-                except Exception as exc:
-                    self._warn_once("mirror", f"sagetrack could not write its local copy: {exc}")
-        if not store or self._store_disabled or self.store is None:
-            return
-        if time.monotonic() < self._next_try:
-            return
-        for name, version, data in self._snapshot("stored"):
-            try:
-                self.store.put(f"{self.prefix}/{name}", data)
-            except StoreAccessDenied as exc:
-                self._store_disabled = True
-                self.store_errors += 1
-                where = f" A local copy is kept under {self.mirror.uri}." if self.mirror else ""
-                self._warn_once("denied", f"sagetrack stopped uploading to {self.store.uri}: "
-                                f"{exc}.{where} Training continues.")
-                return
-            except Exception as exc:
-                self.store_errors += 1
-                self._failures += 1
-                delay = min(self.max_backoff, 0.5 * 2 ** min(self._failures, 16))
-                self._next_try = time.monotonic() + delay * (0.5 + random.random() / 2)
-                self._warn_once("transient", f"sagetrack store unavailable ({exc}); retrying "
-                                "with backoff. Training continues.")
-                # come back when the backoff expires even if nothing new is logged
-                timer = threading.Timer(delay, self._wake.set)
-                timer.daemon = True
-                timer.start()
-                return
-            self.uploads += 1
-            self._failures = 0
-            with self._lock:
-                self._docs[name].stored = max(self._docs[name].stored, version)
+    def _on_denied(self, sink: _Sink, exc: Exception) -> None:
+        where = (f" A local copy is kept under {self.mirror.uri}/{self.prefix}."
+                 if self.mirror is not None and sink.backend is not self.mirror else "")
+        self._warn_once(f"{sink.name}-denied", f"sagetrack stopped writing to its {sink.name} "
+                        f"({sink.backend.uri}): {exc}.{where} Training continues.")
 
     def _warn_once(self, kind: str, message: str) -> None:
         if kind in self._warned:

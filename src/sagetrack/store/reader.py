@@ -167,9 +167,13 @@ class Run:
         """Per-epoch metrics as a pandas DataFrame indexed by epoch (from 1)."""
         import pandas as pd
 
-        rows = [{"epoch": r.get("epoch"), **(r.get("metrics") or {}),
-                 "duration_s": r.get("duration_s"), "fit": r.get("fit", 0)}
-                for r in self.epochs]
+        # a restarted attempt may record an epoch again: the latest row wins
+        latest: dict[tuple[Any, Any], dict[str, Any]] = {}
+        for r in self.epochs:
+            latest[(r.get("fit", 0), r.get("epoch"))] = {
+                "epoch": r.get("epoch"), **(r.get("metrics") or {}),
+                "duration_s": r.get("duration_s"), "fit": r.get("fit", 0)}
+        rows = sorted(latest.values(), key=lambda r: (r["fit"], r["epoch"]))
         if not rows:
             return pd.DataFrame(index=pd.Index([], name="epoch"))
         frame = pd.DataFrame(rows).set_index("epoch")
