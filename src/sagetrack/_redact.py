@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "is_secret_name", "redact_mapping", "redact_text", "redact_value",
-           "strip_url_credentials"]
+__all__ = ["REDACTED", "is_secret_name", "redact_argv", "redact_mapping", "redact_text",
+           "redact_value", "strip_url_credentials"]
 
 REDACTED = "[REDACTED]"
 
@@ -85,6 +85,28 @@ def redact_mapping(mapping: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = REDACTED
         else:
             out[key] = redact_value(value)
+    return out
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """Redact the values of secret-named options (``--db-password x``, ``--token=x``)."""
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append(REDACTED)
+            hide_next = False
+            continue
+        if arg.startswith("-"):
+            name, eq, _value = arg.lstrip("-").partition("=")
+            if is_secret_name(name.replace("-", "_")):
+                if eq:
+                    out.append(f"{arg.split('=', 1)[0]}={REDACTED}")
+                else:
+                    out.append(arg)
+                    hide_next = True
+                continue
+        out.append(redact_text(arg))
     return out
 
 

@@ -8,7 +8,7 @@ import sys
 from importlib import metadata
 from typing import Any
 
-from .._redact import redact_mapping
+from .._redact import redact_argv, redact_mapping
 from .config import JobConfig
 
 __all__ = ["describe_environment"]
@@ -57,7 +57,7 @@ def describe_environment(config: JobConfig, *, packages: bool = True) -> dict[st
         "python_implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "executable": sys.executable,
-        "argv": list(sys.argv),
+        "argv": redact_argv(list(sys.argv)),
         "tensorflow": _version("tensorflow") or _version("tensorflow-cpu")
         or _version("tensorflow-gpu"),
         "keras": _version("tf-keras" if keras_flavour == "tf_keras" else "keras"),

@@ -201,5 +201,7 @@ def _with_callback(signature: inspect.Signature, module_name: str, model: Any,
         return args, kwargs  # a CallbackList or something else we should not touch
     if any(isinstance(cb, _TrackingMixin) for cb in callbacks):
         return args, kwargs
-    bound.arguments["callbacks"] = [*callbacks, callback_class(module_name)()]
+    # first in line: an epoch is recorded before user callbacks (checkpointing, LR
+    # schedules) act on it, so an interruption right after a checkpoint loses nothing
+    bound.arguments["callbacks"] = [callback_class(module_name)(), *callbacks]
     return bound.args[1:], bound.kwargs

@@ -19,6 +19,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
+from .._redact import redact_text
 from ..store.layout import FORMAT, RUN_FILES, now_iso
 from .config import JobConfig
 from .safety import safe
@@ -217,8 +218,8 @@ class Recorder:
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             self.status["failure"] = {
                 "type": type(exc).__name__,
-                "message": str(exc)[:2000],
-                "traceback": tb[-4000:],
+                "message": redact_text(str(exc))[:2000],
+                "traceback": redact_text(tb)[-4000:],
             }
         self._set_status()
 
