@@ -7,7 +7,6 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 from sagetrack.store.backends import LocalBackend
 from sagetrack.store.reader import Store
