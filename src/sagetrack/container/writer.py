@@ -74,6 +74,14 @@ class _Sink:
         return bool(self.skip) and name.startswith(self.skip)
 
     def _run(self) -> None:
+        # create clients now: at interpreter exit, boto3 can no longer start its pools
+        prepare = getattr(self.backend, "prepare", None)
+        if prepare is not None:
+            try:
+                prepare()
+            except Exception as exc:
+                self.owner._warn_once(f"{self.name}-prepare",
+                                      f"sagetrack {self.name} unavailable ({exc}).")
         while True:
             self.wake.wait(timeout=5.0)
             self.wake.clear()

@@ -143,6 +143,10 @@ class S3Backend:
                                             connect_timeout=5, read_timeout=20))
         return self._client
 
+    def prepare(self) -> None:
+        """Create the S3 client now (the writer does this when it starts)."""
+        _ = self.client
+
     def _key(self, key: str) -> str:
         _check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key

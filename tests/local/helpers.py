@@ -1,0 +1,82 @@
+"""Helpers shared by the sagetrack.local tests."""
+
+from __future__ import annotations
+
+import contextlib
+import tarfile
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REGION = "us-east-1"
+ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
+
+
+def write_source(directory: Path, script: str, extra: dict[str, str] | None = None) -> Path:
+    """Write ``train.py`` (dedented) and ``extra`` files into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "train.py").write_text(textwrap.dedent(script))
+    for name, text in (extra or {}).items():
+        (directory / name).write_text(textwrap.dedent(text))
+    return directory
+
+
+def make_estimator(session: Any, source_dir: Path, **kwargs: Any) -> Any:
+    """The real ``sagemaker.tensorflow.TensorFlow`` estimator in local mode."""
+    from sagemaker.tensorflow import TensorFlow
+
+    kwargs.setdefault("instance_type", "local")
+    kwargs.setdefault("instance_count", 1)
+    return TensorFlow(
+        entry_point="train.py",
+        source_dir=str(source_dir),
+        role=ROLE,
+        framework_version="2.16",
+        py_version="py310",
+        sagemaker_session=session,
+        **kwargs,
+    )
+
+
+def s3_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    """Every key under ``prefix``."""
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [obj["Key"] for obj in page.get("Contents", [])]
+    return keys
+
+
+def tar_members(s3: Any, bucket: str, key: str, tmp: Path) -> dict[str, bytes]:
+    """Names and contents of the regular files inside an S3 ``.tar.gz``."""
+    path = tmp / f"{uuid.uuid4().hex}.tar.gz"
+    s3.download_file(bucket, key, str(path))
+    with tarfile.open(path) as tar:
+        return {
+            m.name: tar.extractfile(m).read()  # type: ignore[union-attr]
+            for m in tar.getmembers()
+            if m.isfile()
+        }
+
+
+@contextlib.contextmanager
+def local_aws_env(moto: dict[str, str]) -> Iterator[None]:
+    """Fake credentials, us-east-1, SDK telemetry off, every AWS client on the moto server."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                    "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SAGEMAKER", "TF_CONFIG"):
+            mp.delenv(key, raising=False)
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_DEFAULT_REGION", REGION)
+        mp.setenv("AWS_REGION", REGION)
+        mp.setenv("AWS_CONFIG_FILE", "/dev/null")
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        mp.setenv("AWS_ENDPOINT_URL", moto["endpoint"])
+        mp.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", moto["config"])
+        mp.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+        mp.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+        yield
