@@ -253,3 +253,46 @@ def test_sitecustomize_clash_is_refused(tmp_path):
     (tmp_path / "sitecustomize.py").write_text("")
     with pytest.raises(ConfigurationError, match=r"sitecustomize\.py"):
         TensorFlow(source_dir=str(tmp_path), **COMMON)
+
+
+def test_missing_credentials_for_an_s3_store_fail_early(tmp_path, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    (tmp_path / "train.py").write_text("pass\n")
+    with pytest.raises(ConfigurationError, match="No AWS credentials"):
+        TensorFlow(source_dir=str(tmp_path), tracking_uri="s3://bucket/track", **COMMON)
+
+
+def test_unreadable_git_repo_warns_and_records_the_error(aws, git_repo, tmp_path):
+    (git_repo / ".git" / "HEAD").write_text("garbage\n")  # a broken repository
+    est = TensorFlow(source_dir=str(git_repo / "src"), sagemaker_session=aws.sagemaker_session(),
+                     tracking_uri=str(tmp_path / "store"), **COMMON)
+    with pytest.warns(UserWarning, match="git"):
+        est.fit(f"s3://{aws.bucket}/d", wait=False)
+    assert est.latest_run.code["error"]
+
+
+def test_store_keys_cannot_escape_the_store(tmp_path):
+    from sagetrack.store.backends import LocalBackend
+
+    with pytest.raises(ConfigurationError):
+        Store(str(tmp_path)).run("../../etc")
+    with pytest.raises(ConfigurationError):
+        LocalBackend(tmp_path).put("exp/../../outside.json", b"{}")
+    with pytest.raises(ConfigurationError):
+        Store(str(tmp_path)).runs(experiment="../x")
+    assert list(tmp_path.parent.glob("outside.json")) == []
+
+
+def test_kms_key_is_passed_on_every_write(aws):
+    from sagetrack.store.backends import S3Backend
+
+    sent = []
+    backend = S3Backend(aws.bucket, "t", kms_key_id="arn:aws:kms:us-east-1:123456789012:key/k1")
+    backend.client.meta.events.register("provide-client-params.s3.PutObject",
+                                        lambda params, **_: sent.append(dict(params)))
+    backend.put("e/r/status.json", b"{}")
+    assert sent[0]["ServerSideEncryption"] == "aws:kms"
+    assert sent[0]["SSEKMSKeyId"].endswith("key/k1")
+    assert "ACL" not in sent[0]

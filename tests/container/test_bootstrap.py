@@ -28,7 +28,7 @@ def run_script(tmp_path: Path, body: str, *, args: list[str] | None = None,
                env: dict[str, str] | None = None, wait: bool = True,
                entry: str = "train.py") -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
     code = tmp_path / "code"
-    code.mkdir(exist_ok=True)
+    code.mkdir(parents=True, exist_ok=True)
     (code / entry).write_text(textwrap.dedent(body))
     boot = str(Path(bootstrap_paths()[0]).parent)
     base = tmp_path / "opt_ml"
@@ -192,3 +192,62 @@ def test_only_the_chief_writes_run_records(tmp_path, hosts, current, extra, chie
     run_dir = tmp_path / "store/exp/job-1"
     assert sorted(p.name for p in run_dir.iterdir()) == ["hosts"]
     assert [p.name for p in (run_dir / "hosts").iterdir()] == [f"{current}.json"]
+
+
+def test_a_hanging_store_never_hangs_the_jobs_exit(tmp_path, fault_report):
+    """S3 accepts connections and never answers: the job still exits within the bound."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def blackhole() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=blackhole, daemon=True)
+    thread.start()
+    try:
+        start = time.monotonic()
+        out = run_script(tmp_path, "print('trained')\n", env={
+            "SAGETRACK_URI": "s3://bucket/track", "SAGETRACK_EXIT_TIMEOUT": "3",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.getsockname()[1]}",
+            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1"})
+        elapsed = time.monotonic() - start
+    finally:
+        stop.set()
+        for conn in held:
+            conn.close()
+        server.close()
+    fault_report.injected(1)
+    assert out.returncode == 0 and "trained" in out.stdout
+    assert held, "the store was never contacted"
+    assert elapsed < 3 + 10  # the exit bound plus interpreter start and teardown
+    # everything is in the local copy, ready to be ingested
+    mirror = Store(str(tmp_path / "opt_ml/output/data/sagetrack")).run("job-1")
+    assert mirror.status == "completed"
+
+
+def test_four_simulated_hosts_give_one_writer(tmp_path):
+    hosts = json.dumps([f"algo-{i}" for i in range(1, 5)])
+    procs = [run_script(tmp_path / f"h{i}", KERAS_SCRIPT, args=["--epochs", "2"], wait=False,
+                        env={"SM_HOSTS": hosts, "SM_CURRENT_HOST": f"algo-{i}",
+                             "SAGETRACK_URI": str(tmp_path / "store")})
+             for i in range(1, 5)]
+    for proc in procs:
+        assert proc.wait(300) == 0, proc.stderr.read()[-2000:]
+    run_dir = tmp_path / "store/exp/job-1"
+    assert sorted(p.name for p in (run_dir / "hosts").iterdir()) == [
+        f"algo-{i}.json" for i in range(1, 5)]
+    run = Store(str(tmp_path / "store")).run("job-1")
+    assert list(run.metrics.index) == [1, 2] and len(run.epochs) == 2
+    assert run.environment["host"] == "algo-1" and run.status == "completed"

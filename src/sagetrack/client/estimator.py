@@ -116,6 +116,22 @@ def _check_metric_definitions(defs: Any) -> list[dict[str, str]]:
     return list(defs)
 
 
+def _check_credentials(uri: str | None, session: Any) -> None:
+    """An S3 store needs credentials: say so now rather than after the job started."""
+    if not uri or not uri.startswith("s3://"):
+        return
+    boto_session = getattr(session, "boto_session", None)
+    if boto_session is None:
+        import boto3
+
+        boto_session = boto3.Session()
+    if boto_session.get_credentials() is None:
+        raise ConfigurationError(
+            f"No AWS credentials found for tracking_uri={uri!r}. Configure credentials "
+            "(AWS_PROFILE, environment variables, or an instance role), or use a local "
+            "folder as tracking_uri.")
+
+
 def _validate_source(kwargs: dict[str, Any]) -> None:
     source_dir = kwargs.get("source_dir")
     if isinstance(source_dir, str) and source_dir.lower().startswith("s3://"):
@@ -176,6 +192,8 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
                     "Invalid argument `track_batches`: expected an int >= 0 (0 records epochs "
                     f"only). Received: track_batches={track_batches!r}")
             _validate_source(kwargs)
+            _check_credentials(tracking_uri or os.environ.get("SAGETRACK_URI"),
+                               kwargs.get("sagemaker_session"))
             _check_json(kwargs.get("hyperparameters"))
             user_defs = _check_metric_definitions(kwargs.get("metric_definitions"))
             if len(self._user_environment) + 8 > MAX_ENVIRONMENT:
@@ -391,6 +409,11 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
         }
         if "git" in futures:
             git, diff = futures["git"].result()
+            if git.get("error"):
+                msg = (f"sagetrack could not read the git state of {code['source_dir'] or '.'}"
+                       f" ({git['error']}); the run records the error instead of a commit.")
+                log.warning(msg)
+                warnings.warn(msg, TrackingWarning, stacklevel=4)
             code.update(git)
             code["_diff"] = diff
             code["diff_file"] = RUN_FILES["diff"] if diff else None

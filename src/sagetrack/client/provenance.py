@@ -87,8 +87,12 @@ def git_info(source_dir: str) -> tuple[dict[str, Any], str]:
     except FileNotFoundError:
         return {"git": False, "error": "git is not installed"}, ""
     except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
-        if "not a git repository" in str(exc):
+        marker = next((p / ".git" for p in (Path(source_dir), *Path(source_dir).parents)
+                       if (p / ".git").exists()), None)
+        if "not a git repository" in str(exc) and marker is None:
             return {"git": False, "source_dir": source_dir}, ""
+        if marker is not None:
+            exc = RuntimeError(f"the repository at {marker.parent} is unreadable: {exc}")
         return {"git": False, "error": str(exc)[:500], "source_dir": source_dir}, ""
     info: dict[str, Any] = {"git": True, "root": top,
                             "source_dir": os.path.relpath(source_dir, top)}
