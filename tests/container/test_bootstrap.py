@@ -251,3 +251,25 @@ def test_four_simulated_hosts_give_one_writer(tmp_path):
     run = Store(str(tmp_path / "store")).run("job-1")
     assert list(run.metrics.index) == [1, 2] and len(run.epochs) == 2
     assert run.environment["host"] == "algo-1" and run.status == "completed"
+
+
+def test_tuner_job_turns_the_launch_template_into_its_run_record(tmp_path):
+    store = tmp_path / "store"
+    (store / "_launch" / "exp").mkdir(parents=True)
+    (store / "_launch" / "exp" / "tune-1.json").write_text(json.dumps({
+        "format": "sagetrack/1", "run_id": None, "experiment": "exp",
+        "params": {"epochs": 2}, "code": {"commit": "abc123", "dirty": True},
+        "job": {"instance_type": "ml.m5.xlarge"}}))
+    (store / "_launch" / "exp" / "tune-1.diff").write_text("+tuned line\n")
+    out = run_script(tmp_path, "print('ok')\n", args=["--epochs", "2", "--lr", "0.3"], env={
+        "SAGETRACK_LAUNCH": "_launch/exp/tune-1",
+        "SM_HPS": json.dumps({"epochs": 2, "lr": 0.3}),
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # no SageMaker API here: inputs unknown
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    run = run_of(tmp_path)
+    assert run.params == {"epochs": 2, "lr": 0.3}  # the values this job was tuned with
+    assert run.code["commit"] == "abc123" and run.diff == "+tuned line\n"
+    assert run.record["run_id"] == "job-1" and run.status == "completed"
+    assert run.record["launch_template"] == "_launch/exp/tune-1"
