@@ -24,7 +24,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigurationError",
+    "DataChanged",
+    "ReproductionError",
     "Run",
+    "RunDiff",
+    "RunNotFound",
     "SagetrackError",
     "Store",
     "StoreError",
@@ -32,7 +36,11 @@ __all__ = [
     "TrackingCallback",
     "TrackingWarning",
     "__version__",
+    "checkout",
+    "diff",
     "log_metrics",
+    "plot",
+    "reproduce",
 ]
 
 _LAZY = {
@@ -45,10 +53,22 @@ _LAZY = {
     "SagetrackError": ("sagetrack.errors", "SagetrackError"),
     "ConfigurationError": ("sagetrack.errors", "ConfigurationError"),
     "StoreError": ("sagetrack.errors", "StoreError"),
+    "RunNotFound": ("sagetrack.errors", "RunNotFound"),
+    "diff": ("sagetrack.compare", "diff"),
+    "RunDiff": ("sagetrack.compare", "RunDiff"),
+    "plot": ("sagetrack.plotting", "plot"),
+    "reproduce": ("sagetrack.client.reproduce", "reproduce"),
+    "checkout": ("sagetrack.client.reproduce", "checkout"),
+    "DataChanged": ("sagetrack.client.reproduce", "DataChanged"),
+    "ReproductionError": ("sagetrack.client.reproduce", "ReproductionError"),
 }
 
 if TYPE_CHECKING:
     from .client.estimator import TensorFlow
+    from .client.reproduce import DataChanged, ReproductionError, checkout, reproduce
+    from .compare import RunDiff, diff
+    from .errors import RunNotFound
+    from .plotting import plot
     from .container.recorder import log_metrics
     from .container.writer import TrackingWarning
     from .errors import ConfigurationError, SagetrackError, StoreError

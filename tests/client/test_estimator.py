@@ -296,3 +296,41 @@ def test_kms_key_is_passed_on_every_write(aws):
     assert sent[0]["ServerSideEncryption"] == "aws:kms"
     assert sent[0]["SSEKMSKeyId"].endswith("key/k1")
     assert "ACL" not in sent[0]
+
+
+def test_duplicate_work_warns_and_skip_if_done_returns_the_completed_run(aws, tmp_path):
+    from sagetrack import TrackingWarning
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "train.py").write_text("pass\n")
+    aws.s3.put_object(Bucket=aws.bucket, Key="data/x", Body=b"x")
+    store = tmp_path / "store"
+    session = aws.sagemaker_session()
+    requests = capture(session)
+
+    def estimator(**hps):
+        return TensorFlow(source_dir=str(tmp_path / "src"), sagemaker_session=session,
+                          hyperparameters={"epochs": 2, **hps}, tracking_uri=str(store),
+                          experiment="dup", **COMMON)
+
+    first = estimator()
+    first.fit(f"s3://{aws.bucket}/data", wait=False)
+    done = first.latest_training_job.name
+    status = store / "dup" / done / "status.json"
+    status.write_text(json.dumps({**json.loads(status.read_text()), "status": "completed"}))
+
+    with pytest.warns(TrackingWarning, match=done):
+        estimator().fit(f"s3://{aws.bucket}/data", wait=False)  # warned, still launched
+    assert len(requests) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrackingWarning)
+        estimator(epochs=3).fit(f"s3://{aws.bucket}/data", wait=False)  # other work: silent
+    assert len(requests) == 3
+    with pytest.warns(TrackingWarning):
+        run = estimator().fit(f"s3://{aws.bucket}/data", wait=False, skip_if_done=True)
+    assert run.id == done and len(requests) == 3  # nothing launched
+    aws.s3.put_object(Bucket=aws.bucket, Key="data/y", Body=b"new data")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrackingWarning)
+        estimator().fit(f"s3://{aws.bucket}/data", wait=False, skip_if_done=True)
+    assert len(requests) == 4  # the data changed: not the same work

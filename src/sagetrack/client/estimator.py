@@ -240,13 +240,20 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
     # -- SDK hooks -----------------------------------------------------------------------
     def fit(self, inputs: Any = None, wait: bool = True, logs: str = "All",
             job_name: str | None = None, experiment_config: dict[str, str] | None = None,
-            ) -> Any:
-        """Launch the job like the SDK does, recording it (see the class docstring)."""
+            *, skip_if_done: bool = False) -> Any:
+        """Launch the job like the SDK does, recording it (see the class docstring).
+
+        A completed run that did the same work (same code content, hyperparameters, data
+        and image) gets a warning naming it; ``skip_if_done=True`` returns that
+        :class:`sagetrack.Run` instead of launching.
+        """
         if not self._tracking:
             return super().fit(inputs, wait, logs, job_name, experiment_config)
-        self._fit_inputs, self._in_fit = inputs, True
+        self._fit_inputs, self._in_fit, self._skip_if_done = inputs, True, skip_if_done
         try:
             result = super().fit(inputs, wait, logs, job_name, experiment_config)
+        except _SkipLaunch as skip:
+            return skip.run
         except BaseException as exc:
             self._record_outcome(exc)
             raise
@@ -278,8 +285,10 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             super()._prepare_for_training(job_name=job_name)
         finally:
             self.dependencies = user_dependencies
-        self._try("write the launch record", self._write_launch_record, futures, template)
-        pool.shutdown(wait=False)
+        try:
+            self._try("write the launch record", self._write_launch_record, futures, template)
+        finally:
+            pool.shutdown(wait=False)
 
     # -- internals -----------------------------------------------------------------------
     def _pipeline_session(self) -> bool:
@@ -332,7 +341,7 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             os.path.dirname(os.path.abspath(self.entry_point))
             if isinstance(self.entry_point, str) else None)
         futures: dict[str, concurrent.futures.Future[Any]] = {}
-        if source and not self.git_config:
+        if source and not self.git_config and not source.lower().startswith("s3://"):
             futures["git"] = pool.submit(git_info, source)
         if self._fit_inputs is not None:
             channels = self._channels(self._fit_inputs)
@@ -368,6 +377,8 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
     def _write_launch_record(self, futures: dict[str, concurrent.futures.Future[Any]],
                              template: bool) -> None:
         record = self._launch_record(futures)
+        if not template:
+            self._check_duplicate(record)
         self.latest_launch_record = record
         store = self._store()
         diff = record["code"].pop("_diff", "")
@@ -386,6 +397,48 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             "status": "launched", "started": None, "updated": record["created"],
             "ended": None, "attempt": 0, "last_epoch": None, "metrics": {}, "failure": None,
         }))
+
+    def _check_duplicate(self, record: dict[str, Any]) -> None:
+        """Warn about (or, with ``skip_if_done``, skip for) a completed identical run.
+
+        Each launch leaves a marker ``_identity/<hash>/<experiment>/<run id>.json`` keyed by
+        what makes two launches the same work, so the check is one LIST whatever the
+        store's size, plus one status read per earlier launch of the same work.
+        """
+        found = self._try("look for a completed run of the same work",
+                          self._find_and_mark_identity, record)
+        if found is None:
+            return
+        warnings.warn(
+            f"sagetrack: run {found.id} (experiment {found.experiment}) already completed the "
+            "same work (same code, hyperparameters, data and image). Pass "
+            "fit(..., skip_if_done=True) to reuse it instead of launching.", TrackingWarning,
+            stacklevel=5)
+        if getattr(self, "_skip_if_done", False):
+            raise _SkipLaunch(found)
+
+    def _find_and_mark_identity(self, record: dict[str, Any]) -> Any:
+        import hashlib
+
+        from ..compare import launch_identity
+        from ..store.reader import Run
+
+        identity = launch_identity(record)
+        if identity is None:
+            return None
+        prefix = f"_identity/{hashlib.sha256(identity.encode()).hexdigest()[:32]}"
+        store = self._store()
+        found = None
+        for key in sorted(store.list(prefix), reverse=True):
+            experiment, name = key.split("/")[-2:]
+            run = Run(store, experiment, name.removesuffix(".json"))
+            if run.id != record["run_id"] and run.status == "completed":
+                found = run
+                break
+        if found is None or not getattr(self, "_skip_if_done", False):  # it will launch
+            store.put(f"{prefix}/{self._experiment}/{record['run_id']}.json",
+                      dumps({"run_id": record["run_id"], "created": record["created"]}))
+        return found
 
     def _put(self, store: Any, key: str, data: bytes) -> None:
         try:
@@ -417,6 +470,9 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             code.update(git)
             code["_diff"] = diff
             code["diff_file"] = RUN_FILES["diff"] if diff else None
+        origin = getattr(self, "_reproduces", None)
+        if "git" not in futures and isinstance(origin, dict) and origin.get("code"):
+            code.update(origin["code"])  # a recorded tarball: the original run's git state
         uploaded = getattr(self, "uploaded_code", None)
         if uploaded is not None:
             try:
@@ -535,7 +591,7 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
     def _try(self, what: str, fn: Any, *args: Any) -> Any:
         try:
             return fn(*args)
-        except ConfigurationError:
+        except (ConfigurationError, _SkipLaunch):
             raise
         except Exception as exc:
             if os.environ.get(ENV.STRICT, "").lower() in ("1", "true", "yes"):
@@ -545,6 +601,17 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             log.warning(msg)
             warnings.warn(msg, TrackingWarning, stacklevel=3)
             return None
+
+
+class _SkipLaunch(Exception):
+    """Carries the completed identical run out of the SDK's fit() (``skip_if_done``).
+
+    An Exception, not a BaseException: the SDK's telemetry wrapper around ``fit`` returns
+    from ``finally`` and so swallows anything that is not an Exception."""
+
+    def __init__(self, run: Any) -> None:
+        super().__init__(run.id)
+        self.run = run
 
 
 def _decode(value: Any) -> Any:

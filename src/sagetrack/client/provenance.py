@@ -148,7 +148,7 @@ def code_tarball_info(s3_client: Any, uri: str, *, exclude: frozenset[str] = fro
     files = []
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         for member in sorted(tar.getmembers(), key=lambda m: m.name):
-            name = member.name.lstrip("./")
+            name = member.name.removeprefix("./")
             if not member.isfile() or name.split("/")[0] in exclude:
                 continue
             fh = tar.extractfile(member)

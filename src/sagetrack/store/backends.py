@@ -140,7 +140,8 @@ class S3Backend:
                     # Retries are the caller's business (the writer backs off itself).
                     self._client = boto3.session.Session().client(
                         "s3", config=Config(retries={"max_attempts": 2, "mode": "standard"},
-                                            connect_timeout=5, read_timeout=20))
+                                            connect_timeout=5, read_timeout=20,
+                                            max_pool_connections=32))
         return self._client
 
     def prepare(self) -> None:

@@ -17,10 +17,21 @@ from ..errors import RecordNotFound, RunNotFound, StoreError
 from ..store.backends import Backend, open_backend
 from ..store.layout import RUN_FILES, loads_jsonl, validate_experiment, validate_run_id
 
-__all__ = ["Run", "Store"]
+__all__ = ["Run", "Store", "metric_goal"]
 
 TERMINAL = ("completed", "failed", "stopped")
 _JOB_STATUS = {"Completed": "completed", "Failed": "failed", "Stopped": "stopped"}
+#: name parts of metrics where lower is better; every other metric is better higher
+LOWER_IS_BETTER = ("loss", "error", "mae", "mse", "mape", "perplexity")
+_NO_GOAL = frozenset({"learning_rate", "lr", "duration_s"})
+
+
+def metric_goal(name: str) -> str | None:
+    """``"min"`` for loss/error/mae/mse-like names, ``None`` for learning rates, else ``"max"``."""
+    base = name.lower().removeprefix("val_")
+    if base in _NO_GOAL:
+        return None
+    return "min" if any(part in base for part in LOWER_IS_BETTER) else "max"
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -181,6 +192,20 @@ class Run:
             frame = frame.drop(columns="fit")
         return frame
 
+    @cached_property
+    def best_metrics(self) -> dict[str, float]:
+        """Best epoch value of each metric (:func:`metric_goal`); step rows when no epochs."""
+        best: dict[str, float] = {}
+        for row in self.epochs or self._jsonl(RUN_FILES["steps"]):
+            for name, value in (row.get("metrics") or {}).items():
+                goal = metric_goal(name)
+                if goal is None or not isinstance(value, (int, float)) or value != value:
+                    continue
+                if name not in best or (value < best[name] if goal == "min"
+                                        else value > best[name]):
+                    best[name] = float(value)
+        return best
+
     @property
     def steps(self) -> Any:
         """Values from ``log_metrics`` and from output matched by ``metric_definitions``."""
@@ -206,6 +231,32 @@ class Run:
         if not rows:
             return pd.DataFrame(index=pd.Index([], name="step"))
         return pd.DataFrame(rows).set_index("step")
+
+    def _prime(self, **documents: Any) -> Run:
+        """Seed cached documents read elsewhere (the run index); returns ``self``."""
+        self.__dict__.update(documents)
+        return self
+
+    def plot(self, metric: str | None = None, path: str | None = None, **kwargs: Any) -> Any:
+        """Learning curves of this run (see :func:`sagetrack.plotting.plot`)."""
+        from ..plotting import plot
+
+        return plot([self], metric=metric, path=path, **kwargs)
+
+    def estimator(self, **overrides: Any) -> Any:
+        """A ready ``sagetrack.TensorFlow`` repeating this run: same image, code tarball,
+        hyperparameters and settings, recorded as reproducing it. ``overrides`` replace
+        recorded arguments (``hyperparameters`` are merged); fit it with
+        :meth:`training_inputs`. See :mod:`sagetrack.client.reproduce`."""
+        from ..client.reproduce import estimator_for
+
+        return estimator_for(self, **overrides)
+
+    def training_inputs(self) -> dict[str, Any]:
+        """The recorded input channels, ready for ``estimator.fit(...)``."""
+        from ..client.reproduce import training_inputs
+
+        return training_inputs(self)
 
     def summary(self) -> dict[str, Any]:
         """One flat row for :meth:`Store.runs`."""
@@ -284,9 +335,16 @@ class Store:
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(warm, runs))
 
-    def list_runs(self, experiment: str | None = None) -> list[Run]:
-        """Every run (optionally of one experiment), newest first."""
-        runs = self._load(self.run_ids(experiment))
+    def list_runs(self, experiment: str | None = None, *, update_index: bool = False
+                  ) -> list[Run]:
+        """Every run (optionally of one experiment), newest first.
+
+        Settled runs come from the run index when there is one (:mod:`.index`); the rest
+        are read directly. ``update_index=True`` also refreshes the index (best effort).
+        """
+        from .index import load_runs
+
+        runs = load_runs(self, experiment, update=update_index)
         runs.sort(key=lambda r: str(r.status_record.get("started")
                                     or r.record.get("created") or ""), reverse=True)
         return runs
@@ -301,6 +359,20 @@ class Store:
                    "instance_type", "instance_count"]
         frame = pd.DataFrame(rows, columns=None if rows else columns)
         return frame
+
+    def metrics(self, runs: list[Run] | None = None, experiment: str | None = None) -> Any:
+        """Per-epoch metrics of many runs as one long DataFrame (``run``, ``epoch``, ...),
+        loaded concurrently, settled runs from the run index."""
+        from .index import load_metrics
+
+        return load_metrics(self, self.list_runs(experiment) if runs is None else runs)
+
+    def refresh_index(self, experiment: str | None = None, *, rebuild: bool = False
+                      ) -> dict[str, dict[str, int]]:
+        """Bring the run index up to date (``sagetrack index``); counts per experiment."""
+        from .index import refresh
+
+        return refresh(self, experiment, rebuild=rebuild)
 
     def run(self, run_id: str, experiment: str | None = None) -> Run:
         """The run with this id (a training job name); RunNotFound with suggestions if none."""

@@ -1,0 +1,133 @@
+"""Runs written straight into a store in the documented layout (``store/layout.py``).
+
+``write_run`` produces the same files the estimator and the container write, so the
+reader, ``diff``, the index and the CLI are tested on real records without launching
+jobs. ``store_uri`` gives each test a fresh store: a local folder, or S3 under moto.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from typing import Any
+
+import pytest
+
+from sagetrack.store.backends import Backend, open_backend
+from sagetrack.store.layout import FORMAT, dumps, dumps_row
+from sagetrack.store.reader import Store
+
+IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/tensorflow-training:2.16-cpu-py310"
+PACKAGES = ["keras==3.3.3", "numpy==1.26.4", "tensorflow==2.16.1"]
+DIFF_A = ("diff --git a/train.py b/train.py\n--- a/train.py\n+++ b/train.py\n@@ -1 +1 @@\n"
+          "-print('old')\n+print('lr 0.1')\n")
+DIFF_B = ("diff --git a/train.py b/train.py\n--- a/train.py\n+++ b/train.py\n@@ -1 +1 @@\n"
+          "-print('old')\n+print('lr 0.05')\n")
+
+
+@functools.lru_cache(maxsize=4)
+def _s3_client(endpoint: str | None) -> Any:
+    import boto3
+
+    return boto3.session.Session().client("s3", endpoint_url=endpoint)
+
+
+def backend(uri: str) -> Backend:
+    """The store's backend; S3 backends share one client (creating one takes ~0.2 s)."""
+    return open_backend(uri, client=_s3_client(os.environ.get("AWS_ENDPOINT_URL"))
+                        if uri.startswith("s3://") else None)
+
+
+def open_store(uri: str) -> Store:
+    """``Store(uri)`` with the shared S3 client."""
+    return Store(uri, s3_client=_s3_client(os.environ.get("AWS_ENDPOINT_URL"))
+                 if uri.startswith("s3://") else None)
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_run(uri: str, experiment: str, run_id: str, *, params: dict[str, Any] | None = None,
+              losses: list[float] | None = None, status: str = "completed",
+              started: str = "2024-05-01T10:00:00.000+00:00",
+              ended: str | None = "2024-05-01T10:12:30.000+00:00", commit: str = "a" * 40,
+              diff: str = "", content: str = "code-1", data: str = "data-1",
+              objects: int = 3, packages: list[str] | None = None,
+              instance_type: str = "ml.m5.xlarge", failure: dict[str, Any] | None = None,
+              files: list[str] | None = None, job_doc: dict[str, Any] | None = None) -> None:
+    """Write one run's records; ``losses`` give one epoch each (accuracy = 1 - loss)."""
+    out = backend(uri)
+    prefix = f"{experiment}/{run_id}"
+    params = {"epochs": 3, "learning-rate": 0.1, "batch-size": 128,
+              "model_dir": f"s3://bucket/{run_id}/model", **(params or {})}
+    losses = [0.9, 0.5, 0.4] if losses is None else losses
+    record = {
+        "format": FORMAT, "run_id": run_id, "experiment": experiment, "created": started,
+        "user": "alice", "client_host": "laptop", "sagetrack_version": "0.1.0",
+        "sagemaker_sdk_version": "2.257.7", "params": params,
+        "sagemaker_params": {"sagemaker_program": "train.py"},
+        "code": {"entry_point": "train.py", "source_dir": "/home/alice/proj/src", "git": True,
+                 "commit": commit, "branch": "main", "remote": "https://git.example.com/p.git",
+                 "dirty": bool(diff), "diff_file": "code.diff" if diff else None,
+                 "tarball": {"uri": f"s3://bucket/{run_id}/source/sourcedir.tar.gz",
+                             "sha256": _sha(content + "tar"), "content_sha256": _sha(content),
+                             "files": files or ["train.py"], "file_count": len(files or [1])}},
+        "inputs": {"training": {"uri": "s3://bucket/cifar/train", "objects": objects,
+                                "bytes": objects * 1000, "sha256": _sha(data),
+                                "data_type": "S3Prefix"}},
+        "job": {"image_uri": IMAGE, "instance_type": instance_type, "instance_count": 1,
+                "framework_version": "2.16", "py_version": "py310", "region": "us-east-1",
+                "role": "arn:aws:iam::123456789012:role/SageMakerRole",
+                "output_path": "s3://bucket/", "environment": {}, "base_job_name": "resnet",
+                "metric_definitions": [], "use_spot_instances": False},
+        "artifacts": {"model": f"s3://bucket/{run_id}/output/model.tar.gz"},
+        "tracking": {"uri": uri, "track_batches": 0}, "reproduces": None,
+    }
+    epochs = [{"epoch": i + 1, "time": started, "duration_s": 250.0,
+               "metrics": {"loss": loss, "accuracy": 1 - loss, "val_loss": loss + 0.1,
+                           "val_accuracy": 0.9 - loss}, "fit": 0, "attempt": 1}
+              for i, loss in enumerate(losses)]
+    out.put(f"{prefix}/run.json", dumps(record))
+    if diff:
+        out.put(f"{prefix}/code.diff", diff.encode())
+    out.put(f"{prefix}/status.json", dumps({
+        "format": FORMAT, "run_id": run_id, "experiment": experiment, "status": status,
+        "started": started, "updated": ended or started, "ended": ended, "attempt": 1,
+        "last_epoch": len(epochs) or None,
+        "metrics": epochs[-1]["metrics"] if epochs else {}, "failure": failure}))
+    if epochs:
+        out.put(f"{prefix}/metrics.jsonl", "".join(dumps_row(r) for r in epochs).encode())
+    out.put(f"{prefix}/environment.json", dumps({
+        "python": "3.10.14", "tensorflow": "2.16.1", "keras": "3.3.3", "keras_flavour": "keras",
+        "cpu_count": 4, "gpu_count": 0, "host_count": 1,
+        "packages": PACKAGES if packages is None else packages}))
+    out.put(f"{prefix}/model.json", dumps({"format": FORMAT, "files": [
+        {"path": "model.keras", "bytes": 1234, "sha256": "c" * 64}], "total_bytes": 1234}))
+    if job_doc is not None:
+        out.put(f"{prefix}/job.json", dumps({"format": FORMAT, **job_doc}))
+
+
+def write_pair(uri: str, experiment: str = "resnet") -> tuple[str, str]:
+    """The example's two runs: B halves the learning rate, adds warmup, changes the
+    uncommitted diff, gets one more training object and a newer numpy."""
+    write_run(uri, experiment, "resnet-a", diff=DIFF_A, losses=[0.9, 0.5, 0.45],
+              files=["train.py", "cifar.py"])
+    write_run(uri, experiment, "resnet-b", params={"learning-rate": 0.05, "warmup": 2},
+              diff=DIFF_B, content="code-2", data="data-2", objects=4,
+              losses=[0.8, 0.35, 0.4], started="2024-05-02T09:00:00.000+00:00",
+              ended="2024-05-02T09:20:00.000+00:00", files=["train.py", "cifar.py", "aug.py"],
+              packages=["keras==3.3.3", "numpy==2.0.0", "tensorflow==2.16.1", "rich==13.0"])
+    return "resnet-a", "resnet-b"
+
+
+@pytest.fixture(params=["local", "s3"])
+def store_uri(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A fresh, empty store: a local folder, or a prefix of a moto S3 bucket."""
+    if request.param == "local":
+        path = tmp_path / "store"
+        path.mkdir()
+        return str(path)
+    aws = request.getfixturevalue("aws")
+    return f"s3://{aws.bucket}/sagetrack"

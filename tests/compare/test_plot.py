@@ -1,0 +1,61 @@
+"""sagetrack.plot / Run.plot: learning curves of several runs, headless (Agg)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sagetrack.errors import ConfigurationError
+from sagetrack.plotting import plot
+from sagetrack.store.layout import dumps_row
+
+from .factory import backend, open_store, write_pair, write_run
+
+
+def visible(fig):
+    return [ax for ax in fig.axes if ax.get_visible()]
+
+
+def test_plot_runs_one_colour_per_run_dashed_validation(store_uri, tmp_path):
+    write_pair(store_uri)
+    store = open_store(store_uri)
+    runs = [store.run("resnet-a"), store.run("resnet-b")]
+    path = tmp_path / "curves.png"
+    fig = plot(runs, path=str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    axes = visible(fig)
+    assert [ax.get_title() for ax in axes] == ["loss", "accuracy"]
+    lines = axes[0].get_lines()
+    assert [(line.get_color(), line.get_linestyle()) for line in lines] == [
+        ("C0", "-"), ("C0", "--"), ("C1", "-"), ("C1", "--")]
+    assert list(lines[2].get_ydata()) == [0.8, 0.35, 0.4]
+    assert axes[0].get_xlabel() == "epoch"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["resnet-a", "resnet-b", "train", "validation (val_)"]
+
+
+def test_one_metric_and_run_plot(store_uri, tmp_path):
+    write_pair(store_uri)
+    run = open_store(store_uri).run("resnet-b")
+    fig = run.plot("val_accuracy", path=str(tmp_path / "acc.svg"))
+    assert [ax.get_title() for ax in visible(fig)] == ["accuracy"]
+    assert (tmp_path / "acc.svg").read_text().lstrip().startswith("<?xml")
+    with pytest.raises(ConfigurationError, match=r"No run has metric 'f1'\. Available: loss, "
+                                                 r"accuracy"):
+        run.plot("f1")
+
+
+def test_runs_without_epochs_plot_steps_or_fail_clearly(store_uri):
+    write_run(store_uri, "e", "no-metrics", losses=[])
+    write_run(store_uri, "e", "custom-loop", losses=[])
+    rows = [{"step": s, "time": "t", "metrics": {"loss": 1.0 / (s + 1)}, "source": "api"}
+            for s in range(5)]
+    backend(store_uri).put("e/custom-loop/steps.jsonl",
+                           "".join(dumps_row(r) for r in rows).encode())
+    store = open_store(store_uri)
+    with pytest.raises(ConfigurationError, match="Nothing to plot"):
+        plot([store.run("no-metrics")])
+    fig = plot([store.run("custom-loop"), store.run("no-metrics")])
+    (ax,) = visible(fig)
+    assert ax.get_xlabel() == "step" and len(ax.get_lines()) == 1
+    with pytest.raises(ConfigurationError, match="at least one run"):
+        plot([])
