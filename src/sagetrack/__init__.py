@@ -67,11 +67,10 @@ if TYPE_CHECKING:
     from .client.estimator import TensorFlow
     from .client.reproduce import DataChanged, ReproductionError, checkout, reproduce
     from .compare import RunDiff, diff
-    from .errors import RunNotFound
-    from .plotting import plot
     from .container.recorder import log_metrics
     from .container.writer import TrackingWarning
-    from .errors import ConfigurationError, SagetrackError, StoreError
+    from .errors import ConfigurationError, RunNotFound, SagetrackError, StoreError
+    from .plotting import plot
     from .store.reader import Run, Store
 
     TrackingCallback: Any
