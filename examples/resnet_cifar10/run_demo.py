@@ -121,49 +121,18 @@ def show_table(store: object, run_ids: list[str]) -> None:
 
 
 def show_diff(runs: list[object]) -> None:
+    import sagetrack
+
     a, b = runs
-    print(f"\nWhat differs between {a.id} and {b.id}:")  # type: ignore[attr-defined]
-    pa, pb = a.params, b.params  # type: ignore[attr-defined]
-    for key in sorted(set(pa) | set(pb)):
-        if pa.get(key) != pb.get(key) and key != "model_dir":
-            print(f"  param {key}: {pa.get(key)!r} -> {pb.get(key)!r}")
-    same_code = (a.code.get("tarball", {}).get("content_sha256")  # type: ignore[attr-defined]
-                 == b.code.get("tarball", {}).get("content_sha256"))  # type: ignore[attr-defined]
-    print(f"  code: {'same' if same_code else 'different'} (content hash of the tarball)")
-    for channel, fp in a.inputs.items():  # type: ignore[attr-defined]
-        other = b.inputs.get(channel, {})  # type: ignore[attr-defined]
-        verdict = "same" if fp.get("sha256") == other.get("sha256") else "changed"
-        print(f"  data {channel}: {verdict} ({fp.get('objects')} objects, {fp.get('bytes')} bytes)")
-    for name in ("val_accuracy", "val_loss"):
-        va, vb = a.final_metrics.get(name), b.final_metrics.get(name)  # type: ignore[attr-defined]
-        if va is not None and vb is not None:
-            print(f"  final {name}: {va:.4f} -> {vb:.4f} ({vb - va:+.4f})")
+    print()
+    print(sagetrack.diff(a, b))  # type: ignore[arg-type]
 
 
 def plot_curves(runs: list[object], path: Path) -> Path:
-    import matplotlib
+    import sagetrack
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for i, run in enumerate(runs):
-        frame = run.metrics  # type: ignore[attr-defined]
-        colour = f"C{i}"
-        label = ", ".join(f"{k}={run.params[k]}" for k in ("learning-rate", "depth"))  # type: ignore[attr-defined]
-        for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
-            ax.plot(frame.index, frame[metric], colour, label=f"{label} train")
-            ax.plot(frame.index, frame[f"val_{metric}"], colour, linestyle="--",
-                    label=f"{label} val")
-            ax.set_xlabel("epoch")
-            ax.set_title(metric)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0].set_yscale("log")
-    axes[0].legend(fontsize=8)
-    fig.suptitle("ResNet on CIFAR-format data: two tracked runs")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    sagetrack.plot(runs, path=str(path),  # type: ignore[arg-type]
+                   title="ResNet on CIFAR-format data: two tracked runs")
     return path
 
 

@@ -86,3 +86,21 @@ def test_explicit_ingest_keeps_a_final_status_already_in_the_store(aws, tmp_path
     assert sorted(k.rsplit("/", 1)[1] for k in written) == ["environment.json", "metrics.jsonl"]
     run = Store(f"s3://{aws.bucket}/t").run(job)
     assert run.status == "failed" and list(run.metrics.index) == [1, 2]
+
+
+def test_sagetrack_ingest_command(aws, tmp_path: Path, capsys):
+    from sagetrack.cli.main import main
+
+    (tmp_path / "train.py").write_text("pass\n")
+    est = TensorFlow(source_dir=str(tmp_path), sagemaker_session=aws.sagemaker_session(),
+                     enable_network_isolation=True, tracking_uri=str(tmp_path / "store"),
+                     experiment="iso", **COMMON)
+    est.fit(f"s3://{aws.bucket}/d", wait=False)
+    job = est.latest_training_job.name
+    assert main(["ingest", job, "--uri", str(tmp_path / "store")]) == 1  # no output yet
+    assert "Cannot read the job's output archive" in capsys.readouterr().err
+    aws.s3.put_object(Bucket=aws.bucket, Key=f"{job}/output/output.tar.gz",
+                      Body=output_archive("iso", job))
+    assert main(["ingest", job, "--uri", str(tmp_path / "store")]) == 0
+    assert f"Ingested 3 records of {job}" in capsys.readouterr().out
+    assert Store(str(tmp_path / "store")).run(job).status == "completed"

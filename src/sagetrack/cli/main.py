@@ -296,6 +296,25 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    import boto3
+
+    from ..client.ingest import ingest_job
+
+    store = Store(_uri(args))
+    session = boto3.session.Session(region_name=args.region)
+    written = ingest_job(args.job, store.backend,
+                         sagemaker_client=session.client("sagemaker"),
+                         s3_client=session.client("s3"), overwrite_terminal=args.force)
+    if args.json:
+        _json({"job": args.job, "store": store.uri, "written": written})
+    elif written:
+        _out(f"Ingested {len(written)} records of {args.job} into {store.uri}.")
+    else:
+        _out(f"The output of {args.job} holds no sagetrack records that the store lacks.")
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``sagetrack`` command."""
@@ -370,6 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("directory", nargs="?", metavar="DIR", help="target folder (default: RUN)")
     p.add_argument("--force", action="store_true",
                    help="write into a non-empty folder; accept a changed tarball")
+
+    p = add("ingest", "copy a finished job's records from its output.tar.gz into the store "
+            "(network-isolated jobs, or a store the job could not reach)", cmd_ingest, [common])
+    p.add_argument("job", type=_run_id, metavar="JOB", help="the training job name")
+    p.add_argument("--region", help="AWS region (default: your configured region)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite a final status already in the store")
 
     p = add("index", "build or refresh the run index that keeps listing fast", cmd_index,
             [common, exp])
