@@ -251,3 +251,25 @@ def test_two_host_multi_worker_job_is_one_run(e2e_aws, tmp_path):
     assert hosts == ["algo-1.json", "algo-2.json"]
     assert run.environment["host"] == "algo-1" and run.environment["host_count"] == 2
     assert run.environment["keras_flavour"] == "tf_keras"
+
+
+def test_reproduce_runs_again_under_local_mode_and_links_the_original(keras_job, e2e_aws,
+                                                                      tmp_path):
+    import sagetrack
+
+    original = keras_job["estimator"].latest_run
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        est = sagetrack.reproduce(original, wait=True, logs="None",
+                                  sagemaker_session=local_session(e2e_aws, tmp_path / "jobs"),
+                                  instance_type="local")
+    again = est.latest_run
+    assert again.id != original.id and again.status == "completed", out.getvalue()[-3000:]
+    params = {k: v for k, v in again.params.items() if k != "model_dir"}
+    assert params == {k: v for k, v in original.params.items() if k != "model_dir"}
+    assert again.code["tarball"]["uri"] == original.code["tarball"]["uri"]
+    assert again.code["tarball"]["content_sha256"] == original.code["tarball"]["content_sha256"]
+    assert again.code["commit"] == original.code["commit"]  # the original's git state
+    assert again.record["reproduces"]["run_id"] == original.id
+    # same code, data and seed on CPU: the same learning curve
+    np.testing.assert_allclose(again.metrics["loss"], original.metrics["loss"], rtol=1e-5)

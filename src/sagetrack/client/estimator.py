@@ -438,6 +438,8 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
         if found is None or not getattr(self, "_skip_if_done", False):  # it will launch
             store.put(f"{prefix}/{self._experiment}/{record['run_id']}.json",
                       dumps({"run_id": record["run_id"], "created": record["created"]}))
+        if getattr(self, "_reproduces", None):
+            return None  # repeating a run on purpose: no warning about the same work
         return found
 
     def _put(self, store: Any, key: str, data: bytes) -> None:
