@@ -44,24 +44,33 @@ def pytest_configure(config: pytest.Config) -> None:
     sagemaker.utils.validate_sagemaker_config = validate_once
 
 
+def set_fake_aws(mp: pytest.MonkeyPatch, base: Path, endpoint: str | None = None) -> None:
+    """Fake credentials, us-east-1, SDK telemetry off, test mode; AWS at ``endpoint`` (moto)
+    or nowhere. Every fixture that prepares AWS for a test goes through here."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "SAGETRACK_URI",
+                 "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SAGEMAKER",
+                 "SAGETRACK_KMS_KEY_ID", "TF_CONFIG"):
+        mp.delenv(name, raising=False)
+    config = base / "sagemaker-config.yaml"
+    if not config.exists():
+        config.write_text(_SDK_CONFIG)
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+           "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+           "AWS_EC2_METADATA_DISABLED": "true",
+           "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config), "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+           "SAGETRACK_STRICT": "1", "SAGETRACK_HOME": str(base / "sagetrack-home"),
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if endpoint:
+        env["AWS_ENDPOINT_URL"] = endpoint
+    for key, value in env.items():
+        mp.setenv(key, value)
+
+
 @pytest.fixture(autouse=True)
 def fake_aws(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Fake credentials only; nothing in a test can reach real AWS."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "SAGETRACK_URI",
-                 "AWS_ENDPOINT_URL", "SAGETRACK_KMS_KEY_ID"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-    cfg = tmp_path_factory.getbasetemp() / "sagemaker-config.yaml"
-    if not cfg.exists():
-        cfg.write_text(_SDK_CONFIG)
-    monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(cfg))
-    monkeypatch.setenv("SAGETRACK_STRICT", "1")
-    monkeypatch.setenv("SAGETRACK_HOME", str(tmp_path_factory.getbasetemp() / "sagetrack-home"))
+    set_fake_aws(monkeypatch, tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ..conftest import _SDK_CONFIG, AWS, REGION
+from ..conftest import AWS, REGION, set_fake_aws
 
 
 @pytest.fixture(scope="module")
@@ -17,19 +17,9 @@ def e2e_aws(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
     import boto3
 
-    config = tmp_path_factory.mktemp("sdk") / "config.yaml"
-    config.write_text(_SDK_CONFIG)
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "SAGETRACK_URI", "TF_CONFIG"):
-            mp.delenv(name, raising=False)
-        env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-               "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-               "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-               "AWS_ENDPOINT_URL": moto_url, "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config),
-               "SAGETRACK_STRICT": "1", "SAGETRACK_EXIT_TIMEOUT": "10",
-               "TF_CPP_MIN_LOG_LEVEL": "3"}
-        for key, value in env.items():
-            mp.setenv(key, value)
+        set_fake_aws(mp, tmp_path_factory.mktemp("e2e-env"), moto_url)
+        mp.setenv("SAGETRACK_EXIT_TIMEOUT", "10")
         bucket = f"e2e-{uuid.uuid4().hex[:12]}"
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=bucket)

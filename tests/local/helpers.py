@@ -65,18 +65,8 @@ def tar_members(s3: Any, bucket: str, key: str, tmp: Path) -> dict[str, bytes]:
 @contextlib.contextmanager
 def local_aws_env(moto: dict[str, str]) -> Iterator[None]:
     """Fake credentials, us-east-1, SDK telemetry off, every AWS client on the moto server."""
+    from tests.conftest import set_fake_aws
+
     with pytest.MonkeyPatch.context() as mp:
-        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-                    "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SAGEMAKER", "TF_CONFIG"):
-            mp.delenv(key, raising=False)
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        mp.setenv("AWS_DEFAULT_REGION", REGION)
-        mp.setenv("AWS_REGION", REGION)
-        mp.setenv("AWS_CONFIG_FILE", "/dev/null")
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        mp.setenv("AWS_ENDPOINT_URL", moto["endpoint"])
-        mp.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", moto["config"])
-        mp.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-        mp.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+        set_fake_aws(mp, Path(moto["config"]).parent, moto["endpoint"])
         yield
