@@ -334,3 +334,38 @@ def test_duplicate_work_warns_and_skip_if_done_returns_the_completed_run(aws, tm
         warnings.simplefilter("error", TrackingWarning)
         estimator().fit(f"s3://{aws.bucket}/data", wait=False, skip_if_done=True)
     assert len(requests) == 4  # the data changed: not the same work
+
+
+def test_slow_input_listing_completes_after_the_launch(aws, tmp_path, monkeypatch):
+    import threading
+
+    import sagetrack.client.estimator as estimator_module
+
+    monkeypatch.setattr(estimator_module, "LAUNCH_BUDGET_S", 0.1)
+    (tmp_path / "train.py").write_text("pass\n")
+    for i in range(3):
+        aws.s3.put_object(Bucket=aws.bucket, Key=f"big/{i}", Body=b"x")
+    session = aws.sagemaker_session()
+    events: list[str] = []
+    release = threading.Event()
+    session.sagemaker_client.meta.events.register(
+        "before-call.sagemaker.CreateTrainingJob", lambda **_: events.append("create"))
+    est = TensorFlow(source_dir=str(tmp_path), sagemaker_session=session,
+                     tracking_uri=str(tmp_path / "store"), **COMMON)
+    s3 = est._s3_client()
+
+    def slow_listing(**_):
+        release.wait(10)  # a huge prefix: listing takes a while
+        events.append("listed")
+
+    s3.meta.events.register("before-call.s3.ListObjectsV2", slow_listing)
+    est.fit(f"s3://{aws.bucket}/big", wait=False)
+    job = est.latest_training_job.name
+    first = json.loads((tmp_path / "store" / "default" / job / "run.json").read_text())
+    assert "inputs.training" in first["pending"]
+    assert first["inputs"]["training"]["uri"] == f"s3://{aws.bucket}/big"
+    release.set()
+    run = est.latest_run  # waits for the record to be completed
+    assert events[:2] == ["create", "listed"]  # the job did not wait for the listing
+    assert run.record["pending"] is None and run.inputs["training"]["objects"] == 3
+    assert run.status == "launched"  # the status written at launch is left alone

@@ -22,6 +22,8 @@ import logging
 import os
 import re
 import socket
+import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,8 @@ __all__ = ["TensorFlow", "default_tracking_uri"]
 log = logging.getLogger("sagetrack")
 
 MAX_METRIC_DEFINITIONS = 40
+#: how long fit() waits for provenance capture before launching (the rest completes after)
+LAUNCH_BUDGET_S = float(os.environ.get("SAGETRACK_LAUNCH_BUDGET", "1.0"))
 MAX_ENVIRONMENT = 100
 #: metrics given console definitions by default (the names Keras reports most often)
 DEFAULT_CONSOLE_METRICS = (
@@ -235,6 +239,7 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             raise ConfigurationError("No job has been launched yet: call fit() first.")
         from ..store.reader import Store
 
+        self.wait_for_launch_record()
         return Store(self.tracking_uri, s3_client=self._s3_client()).run(job.name)
 
     # -- SDK hooks -----------------------------------------------------------------------
@@ -285,10 +290,44 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             super()._prepare_for_training(job_name=job_name)
         finally:
             self.dependencies = user_dependencies
+        uploaded = getattr(self, "uploaded_code", None)
+        if uploaded is not None:
+            futures["tarball"] = pool.submit(code_tarball_info, self._s3_client(),
+                                             uploaded.s3_prefix, exclude=BOOTSTRAP_NAMES)
+        # Capture runs beside the code upload. What is not done within the launch budget
+        # (typically the listing of a large input prefix) is completed by a background
+        # thread while SageMaker provisions the job, so fit() is not held up by it; a
+        # duplicate-work check that must decide before launching (skip_if_done) waits.
+        wait_all = template or getattr(self, "_skip_if_done", False)
+        concurrent.futures.wait(futures.values(), timeout=None if wait_all else max(
+            0.0, self._capture_started + LAUNCH_BUDGET_S - time.monotonic()))
+        record = self._try("write the launch record", self._write_launch_record,
+                           self._launch_record_base(), futures, template)
+        if record is not None and not all(f.done() for f in futures.values()):
+            self._finisher = threading.Thread(
+                target=self._complete_launch_record, args=(record, futures, pool),
+                name="sagetrack-launch-record")
+            self._finisher.start()
+        else:
+            pool.shutdown(wait=False)
+
+    def _complete_launch_record(self, record: dict[str, Any],
+                                futures: dict[str, concurrent.futures.Future[Any]],
+                                pool: concurrent.futures.ThreadPoolExecutor) -> None:
+        """Rewrite the launch record once every capture is done (background thread)."""
         try:
-            self._try("write the launch record", self._write_launch_record, futures, template)
+            concurrent.futures.wait(futures.values())
+            self._try("complete the launch record", self._write_launch_record, record,
+                      futures, False)
         finally:
             pool.shutdown(wait=False)
+
+    def wait_for_launch_record(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """Block until the latest launch record is complete (input fingerprints included)."""
+        finisher = getattr(self, "_finisher", None)
+        if finisher is not None:
+            finisher.join(timeout)
+        return self.latest_launch_record
 
     # -- internals -----------------------------------------------------------------------
     def _pipeline_session(self) -> bool:
@@ -341,6 +380,10 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             os.path.dirname(os.path.abspath(self.entry_point))
             if isinstance(self.entry_point, str) else None)
         futures: dict[str, concurrent.futures.Future[Any]] = {}
+        self._capture_started = time.monotonic()
+        previous = getattr(self, "_finisher", None)
+        if previous is not None:  # the record of the previous fit() is still completing
+            previous.join()
         if source and not self.git_config and not source.lower().startswith("s3://"):
             futures["git"] = pool.submit(git_info, source)
         if self._fit_inputs is not None:
@@ -374,10 +417,14 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
                     f"{fs.get('DirectoryPath', '')}", "FileSystem")
         return out
 
-    def _write_launch_record(self, futures: dict[str, concurrent.futures.Future[Any]],
-                             template: bool) -> None:
-        record = self._launch_record(futures)
-        if not template:
+    def _write_launch_record(self, base: dict[str, Any],
+                             futures: dict[str, concurrent.futures.Future[Any]],
+                             template: bool) -> dict[str, Any]:
+        """Write the launch record (and, the first time, the status); return ``base``."""
+        record = self._fill_capture(base, futures)
+        first = self.latest_launch_record is None or \
+            self.latest_launch_record.get("run_id") != record["run_id"]
+        if not template and not record["pending"]:
             self._check_duplicate(record)
         self.latest_launch_record = record
         store = self._store()
@@ -387,16 +434,19 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             self._put(store, f"{self._launch_key}.json", dumps(record))
             if diff:
                 self._put(store, f"{self._launch_key}.diff", diff.encode())
-            return
+            return base
         prefix = run_prefix(self._experiment, record["run_id"])
         if diff:
             self._put(store, f"{prefix}/{RUN_FILES['diff']}", diff.encode())
         self._put(store, f"{prefix}/{RUN_FILES['run']}", dumps(record))
+        if not first:
+            return base
         self._put(store, f"{prefix}/{RUN_FILES['status']}", dumps({
             "format": FORMAT, "run_id": record["run_id"], "experiment": self._experiment,
             "status": "launched", "started": None, "updated": record["created"],
             "ended": None, "attempt": 0, "last_epoch": None, "metrics": {}, "failure": None,
         }))
+        return base
 
     def _check_duplicate(self, record: dict[str, Any]) -> None:
         """Warn about (or, with ``skip_if_done``, skip for) a completed identical run.
@@ -449,44 +499,64 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             LocalBackend(UNSENT_DIR / _uri_folder(self.tracking_uri)).put(key, data)
             raise
 
-    def _launch_record(self, futures: dict[str, concurrent.futures.Future[Any]]
-                       ) -> dict[str, Any]:
+    def _fill_capture(self, record: dict[str, Any],
+                      futures: dict[str, concurrent.futures.Future[Any]]) -> dict[str, Any]:
+        """A copy of ``record`` with the finished captures in it, the others pending."""
+        record = {**record, "code": dict(record["code"]),
+                  "inputs": {k: dict(v) for k, v in record["inputs"].items()}}
+        code, pending = record["code"], []
+        git = futures.get("git")
+        if git is not None and git.done():
+            info, diff = git.result()
+            if info.get("error") and not getattr(self, "_git_warned", False):
+                self._git_warned = True
+                msg = (f"sagetrack could not read the git state of {code['source_dir'] or '.'}"
+                       f" ({info['error']}); the run records the error instead of a commit.")
+                log.warning(msg)
+                warnings.warn(msg, TrackingWarning, stacklevel=4)
+            code.update(info)
+            code["_diff"] = diff
+            code["diff_file"] = RUN_FILES["diff"] if diff else None
+        elif git is not None:
+            pending.append("code.git")
+        origin = getattr(self, "_reproduces", None)
+        if git is None and isinstance(origin, dict) and origin.get("code"):
+            code.update(origin["code"])  # a recorded tarball: the original run's git state
+        tarball = futures.get("tarball")
+        if tarball is not None and tarball.done():
+            try:
+                code["tarball"] = tarball.result()
+            except Exception as exc:
+                code["tarball"] = {"uri": code["tarball"]["uri"], "error": str(exc)[:500]}
+        elif tarball is not None:
+            pending.append("code.tarball")
+        for name, info in record["inputs"].items():
+            future = futures.get(f"input:{name}")
+            if future is not None and future.done():
+                info.update(future.result())
+            elif future is not None:
+                pending.append(f"inputs.{name}")
+        record["pending"] = pending or None
+        return record
+
+    def _launch_record_base(self) -> dict[str, Any]:
+        """Everything the launch record holds except the background captures."""
         import sagemaker
 
         hps = self.hyperparameters() or {}
         decoded = {k: _decode(v) for k, v in hps.items()}
         params = {k: v for k, v in decoded.items() if not k.startswith("sagemaker_")}
+        uploaded = getattr(self, "uploaded_code", None)
         code: dict[str, Any] = {
             "entry_point": self.entry_point if isinstance(self.entry_point, str) else None,
             "source_dir": self.source_dir if isinstance(self.source_dir, str) else None,
             "dependencies": [d for d in (self.dependencies or []) if isinstance(d, str)],
             "git_config": redact_mapping(self.git_config) if self.git_config else None,
+            "tarball": {"uri": uploaded.s3_prefix} if uploaded is not None else None,
         }
-        if "git" in futures:
-            git, diff = futures["git"].result()
-            if git.get("error"):
-                msg = (f"sagetrack could not read the git state of {code['source_dir'] or '.'}"
-                       f" ({git['error']}); the run records the error instead of a commit.")
-                log.warning(msg)
-                warnings.warn(msg, TrackingWarning, stacklevel=4)
-            code.update(git)
-            code["_diff"] = diff
-            code["diff_file"] = RUN_FILES["diff"] if diff else None
-        origin = getattr(self, "_reproduces", None)
-        if "git" not in futures and isinstance(origin, dict) and origin.get("code"):
-            code.update(origin["code"])  # a recorded tarball: the original run's git state
-        uploaded = getattr(self, "uploaded_code", None)
-        if uploaded is not None:
-            try:
-                code["tarball"] = code_tarball_info(self._s3_client(), uploaded.s3_prefix,
-                                                    exclude=BOOTSTRAP_NAMES)
-            except Exception as exc:
-                code["tarball"] = {"uri": uploaded.s3_prefix, "error": str(exc)[:500]}
-        inputs = {name[len("input:"):]: fut.result() for name, fut in futures.items()
-                  if name.startswith("input:")}
-        for name, (_uri, data_type) in (self._channels(self._fit_inputs).items()
-                                        if self._fit_inputs is not None else []):
-            inputs.setdefault(name, {}).update(data_type=data_type)
+        inputs = {name: {"uri": uri, "data_type": data_type}
+                  for name, (uri, data_type) in (self._channels(self._fit_inputs).items()
+                                                 if self._fit_inputs is not None else [])}
         job_name = self._current_job_name
         output_path = self.output_path if isinstance(self.output_path, str) else None
         artifacts = {"code": uploaded.s3_prefix if uploaded is not None else None}
@@ -534,6 +604,7 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
         }
 
     def _record_outcome(self, error: BaseException | None) -> None:
+        self.wait_for_launch_record()
         job = getattr(self, "latest_training_job", None)
         if job is None and error is not None and self.latest_launch_record:
             # CreateTrainingJob itself failed: the run never started
