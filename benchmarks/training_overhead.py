@@ -238,6 +238,17 @@ def _recorded_rows(recorder: Any, variant: str, epochs: int) -> int:
     return len(recorder.writer.rows(RUN_FILES["metrics"]))
 
 
+def _settle(writer: Any, timeout: float = 15.0) -> None:
+    """Wake the writer and wait until the store has every document (or ``timeout``)."""
+    wake = getattr(writer, "flush_soon", None)
+    if wake is not None:
+        wake()
+    deadline = time.monotonic() + timeout
+    while writer.pending and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.05)  # the local copy is written first; give the last put time to return
+
+
 def run_trial(bench: Bench, variant: str, round_no: int, device: Any) -> Trial:
     args = bench.args
     run_id = f"{variant}-r{round_no}".replace("_", "-")
@@ -256,6 +267,10 @@ def run_trial(bench: Bench, variant: str, round_no: int, device: Any) -> Trial:
                             shuffle=False, verbose=0, callbacks=cbs or None)
             wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         if rec is not None:
+            # what the fit handed to the writer (its last epoch included) is written
+            # after fit() returns: let it be written, outside the timed region, and count
+            # its CPU too (the threads end at close, so read their clocks before that)
+            _settle(rec.writer)
             writer_cpu = _common.thread_cpu("sagetrack", exclude=threads_before) - writer0
             writes = getattr(rec.writer, "uploads", writes0) - writes0
     records = _recorded_rows(rec, variant, args.epochs) if rec is not None else None
@@ -345,8 +360,9 @@ def report(result: dict[str, Any], variants: list[str], args: argparse.Namespace
              "same pairing. Target: verdict and the run's resolution (half the IQR of the "
              "ratios); 'inconclusive' with fewer than 3 rounds, when the resolution is "
              "coarser than the margin, or when the IQR contains the target. Writer CPU: "
-             "CPU time of sagetrack's writer threads during the fit (the start records "
-             "are written before it, as in a job), and that CPU as "
+             "CPU time of sagetrack's writer threads for what the fit recorded, its last "
+             "epoch's writes included (the start records are written before the fit, as "
+             "in a job), and that CPU as "
              "a share of the fastest untracked epoch: a bound that machine load barely moves.",
              f"Load average during the run: {_load_note()}."]
     notes += [f"{v}: skipped - {why}" for v, why in skipped.items()]

@@ -48,11 +48,14 @@ def _learning_rate(model: Any) -> float | None:
     if callable(lr) and hasattr(optimizer, "iterations"):  # a schedule (Keras 2)
         lr = lr(optimizer.iterations)
     try:
-        import numpy as np
-
-        return float(np.asarray(lr))
+        return float(lr)  # a variable or a Python number; half the cost of np.asarray
     except Exception:
-        return None
+        try:
+            import numpy as np
+
+            return float(np.asarray(lr))
+        except Exception:
+            return None
 
 
 _classes: dict[str, type] = {}
@@ -120,8 +123,12 @@ def callback_class(module_name: str | None = None) -> type:
             if rec is None:
                 return
             duration = time.perf_counter() - self._epoch_start if self._epoch_start else None
-            rec.log_epoch(epoch + 1, logs or {}, duration_s=duration, fit=self._fit,
-                          learning_rate=_learning_rate(self.model))
+            logs = logs or {}
+            # reading the optimizer's rate is a TensorFlow op: skip it when Keras logged it
+            rate = None if "learning_rate" in logs or "lr" in logs else \
+                _learning_rate(self.model)
+            rec.log_epoch(epoch + 1, logs, duration_s=duration, fit=self._fit,
+                          learning_rate=rate)
 
     class BatchTrackingCallback(TrackingCallback):  # type: ignore[misc, valid-type]
         """TrackingCallback that also records every ``track_batches`` training batches."""

@@ -146,14 +146,16 @@ class Recorder:
             metrics["learning_rate"] = float(learning_rate)
         row = {"epoch": epoch, "time": now_iso(), "duration_s": duration_s,
                "metrics": metrics, "fit": fit, "attempt": self.attempt}
+        if self.print_metrics and metrics:
+            # print before waking the writer threads: the flush would otherwise wait for
+            # the GIL they just took
+            body = " ".join(f"{k}={_fmt(v)}" for k, v in metrics.items())
+            sys.stdout.write(f"{METRIC_LINE_PREFIX} epoch={epoch} {body}\n")
+            sys.stdout.flush()
         self.writer.append(RUN_FILES["metrics"], row, urgent=False)
         self.status["last_epoch"] = epoch
         self.status["metrics"].update(metrics)
         self._set_status()
-        if self.print_metrics and metrics:
-            body = " ".join(f"{k}={_fmt(v)}" for k, v in metrics.items())
-            sys.stdout.write(f"{METRIC_LINE_PREFIX} epoch={epoch} {body}\n")
-            sys.stdout.flush()
 
     @safe
     def log_batch(self, epoch: int, batch: int, step: int, values: Mapping[str, Any]) -> None:

@@ -136,7 +136,9 @@ class RecordWriter:
         self.store = store
         self.mirror = mirror
         self._docs: dict[str, _Doc] = {}
-        self._lock = threading.Lock()
+        # reentrant: a SIGTERM handler records the final status on the main thread, which
+        # may be interrupted inside set()/append() while holding this lock
+        self._lock = threading.RLock()
         self._closing = False
         self._warned: set[str] = set()
         # the checkpoint copy only needs what a restarted attempt continues from
