@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..compare import code_of, diff_of, diffstat, metric_order, normalised_params
+from ..store.layout import parse_time
 from ..store.reader import Run, metric_goal
 
 __all__ = [
@@ -24,13 +25,7 @@ __all__ = [
 
 
 def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parse_time(value)
 
 
 def _start(run: Run) -> Any:

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
-from .layout import dumps_row, loads_jsonl, now_iso, validate_experiment
+from .layout import dumps_row, loads_jsonl, now_iso, parse_time, validate_experiment
 from .reader import TERMINAL, Run
 
 if TYPE_CHECKING:
@@ -70,13 +70,7 @@ def metrics_key(experiment: str) -> str:
 
 
 def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parse_time(value)
 
 
 def settled(run: Run, now: datetime | None = None) -> bool:

@@ -31,6 +31,7 @@ __all__ = [
     "dumps",
     "loads_jsonl",
     "now_iso",
+    "parse_time",
     "run_prefix",
     "validate_experiment",
     "validate_run_id",
@@ -80,6 +81,17 @@ def run_prefix(experiment: str, run_id: str) -> str:
 def now_iso() -> str:
     """Current UTC time, ISO 8601 with milliseconds."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A record's ISO 8601 time as an aware datetime (UTC when unqualified), else None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _default(obj: Any) -> Any:
