@@ -7,14 +7,18 @@ tarball -> toolkit) is covered by ``tests/e2e``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -194,18 +198,16 @@ def test_only_the_chief_writes_run_records(tmp_path, hosts, current, extra, chie
     assert [p.name for p in (run_dir / "hosts").iterdir()] == [f"{current}.json"]
 
 
-def test_a_hanging_store_never_hangs_the_jobs_exit(tmp_path, fault_report):
-    """S3 accepts connections and never answers: the job still exits within the bound."""
-    import socket
-    import threading
-
+@contextlib.contextmanager
+def blackhole_endpoint() -> Iterator[tuple[str, list[socket.socket]]]:
+    """An endpoint that accepts connections and never answers."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(64)
     held: list[socket.socket] = []
     stop = threading.Event()
 
-    def blackhole() -> None:
+    def accept() -> None:
         server.settimeout(0.2)
         while not stop.is_set():
             try:
@@ -213,24 +215,32 @@ def test_a_hanging_store_never_hangs_the_jobs_exit(tmp_path, fault_report):
             except OSError:
                 continue
 
-    thread = threading.Thread(target=blackhole, daemon=True)
+    thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
-        start = time.monotonic()
-        out = run_script(tmp_path, "print('trained')\n", env={
-            "SAGETRACK_URI": "s3://bucket/track", "SAGETRACK_EXIT_TIMEOUT": "3",
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.getsockname()[1]}",
-            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1"})
-        elapsed = time.monotonic() - start
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", held
     finally:
         stop.set()
+        thread.join()
         for conn in held:
             conn.close()
         server.close()
+
+
+def test_a_hanging_store_never_hangs_the_jobs_exit(tmp_path, fault_report):
+    """S3 accepts connections and never answers: the job still exits within the bound."""
+    with blackhole_endpoint() as (url, held):
+        start = time.monotonic()
+        out = run_script(tmp_path, "print('trained')\n", env={
+            "SAGETRACK_URI": "s3://bucket/track", "SAGETRACK_EXIT_TIMEOUT": "3",
+            "AWS_ENDPOINT_URL": url,
+            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1"})
+        elapsed = time.monotonic() - start
+        contacted = bool(held)
     fault_report.injected(1)
     assert out.returncode == 0 and "trained" in out.stdout
-    assert held, "the store was never contacted"
+    assert contacted, "the store was never contacted"
     assert elapsed < 3 + 10  # the exit bound plus interpreter start and teardown
     # everything is in the local copy, ready to be ingested
     mirror = Store(str(tmp_path / "opt_ml/output/data/sagetrack")).run("job-1")
@@ -253,7 +263,9 @@ def test_four_simulated_hosts_give_one_writer(tmp_path):
     assert run.environment["host"] == "algo-1" and run.status == "completed"
 
 
-def test_tuner_job_turns_the_launch_template_into_its_run_record(tmp_path):
+@pytest.mark.parametrize("sagemaker_api", ["refuses", "hangs"])
+def test_tuner_job_turns_the_launch_template_into_its_run_record(tmp_path, sagemaker_api):
+    """A script that ends at once still gets its run.json, even if DescribeTrainingJob hangs."""
     store = tmp_path / "store"
     (store / "_launch" / "exp").mkdir(parents=True)
     (store / "_launch" / "exp" / "tune-1.json").write_text(json.dumps({
@@ -261,12 +273,15 @@ def test_tuner_job_turns_the_launch_template_into_its_run_record(tmp_path):
         "params": {"epochs": 2}, "code": {"commit": "abc123", "dirty": True},
         "job": {"instance_type": "ml.m5.xlarge"}}))
     (store / "_launch" / "exp" / "tune-1.diff").write_text("+tuned line\n")
-    out = run_script(tmp_path, "print('ok')\n", args=["--epochs", "2", "--lr", "0.3"], env={
-        "SAGETRACK_LAUNCH": "_launch/exp/tune-1",
-        "SM_HPS": json.dumps({"epochs": 2, "lr": 0.3}),
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # no SageMaker API here: inputs unknown
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1"})
+    with contextlib.ExitStack() as stack:
+        url = ("http://127.0.0.1:9" if sagemaker_api == "refuses"
+               else stack.enter_context(blackhole_endpoint())[0])
+        out = run_script(tmp_path, "print('ok')\n", args=["--epochs", "2", "--lr", "0.3"], env={
+            "SAGETRACK_LAUNCH": "_launch/exp/tune-1",
+            "SM_HPS": json.dumps({"epochs": 2, "lr": 0.3}),
+            "AWS_ENDPOINT_URL": url,  # no SageMaker API here: inputs unknown
+            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1"})
     assert out.returncode == 0, out.stderr[-2000:]
     run = run_of(tmp_path)
     assert run.params == {"epochs": 2, "lr": 0.3}  # the values this job was tuned with

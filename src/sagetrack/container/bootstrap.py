@@ -115,6 +115,12 @@ class _Exit:
         self.exc: BaseException | None = None
         self.exit_code: Any = None
         self.stopped = False
+        self.launch: threading.Thread | None = None  # builds run.json from a template
+
+    def wait_for_launch(self, timeout: float) -> None:
+        """Let a short script's launch record land before the final flush (bounded)."""
+        if self.launch is not None:
+            self.launch.join(timeout)
 
 
 def activate(environ: Any = os.environ) -> Recorder | None:
@@ -149,11 +155,12 @@ def activate(environ: Any = os.environ) -> Recorder | None:
 
             install_scanner(recorder, config.metric_regexes)
 
-    if config.chief and config.launch_key:
-        threading.Thread(target=_record_from_template, args=(store, writer, config),
-                         name="sagetrack-launch", daemon=True).start()
-
     state = _Exit()
+    if config.chief and config.launch_key:
+        state.launch = threading.Thread(target=_record_from_template,
+                                        args=(store, writer, config),
+                                        name="sagetrack-launch", daemon=True)
+        state.launch.start()
     _install_exit_handlers(recorder, state)
     return recorder
 
@@ -184,15 +191,22 @@ def _record_from_template(store: Any, writer: RecordWriter, config: JobConfig) -
     hps = json.loads(os.environ.get("SM_HPS", "{}") or "{}")
     record.update(run_id=config.run_id, experiment=config.experiment,
                   params=redact_mapping(hps), launch_template=config.launch_key)
-    record["inputs"] = _inputs_from_describe(config.run_id) or record.get("inputs") or {}
-    writer.set("run.json", record)
+    record.setdefault("inputs", {})
+    writer.set("run.json", dict(record))  # complete but for the inputs, in case the next step hangs
+    described = _inputs_from_describe(config.run_id)
+    if described:
+        record["inputs"] = described
+        writer.set("run.json", record)
 
 
 def _inputs_from_describe(job_name: str) -> dict[str, Any]:
     try:
         import boto3
+        from botocore.config import Config
 
-        desc = boto3.client("sagemaker").describe_training_job(TrainingJobName=job_name)
+        quick = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2})
+        desc = boto3.client("sagemaker", config=quick).describe_training_job(
+            TrainingJobName=job_name)
     except Exception:  # no permission or no network: the record keeps the template's view
         return {}
     inputs = {}
@@ -254,6 +268,7 @@ def _install_exit_handlers(recorder: Recorder, state: _Exit) -> None:
     @safe
     def at_exit() -> None:
         if not state.stopped:
+            state.wait_for_launch(_exit_timeout() / 2)
             _finish(recorder, state)
         recorder.close(_exit_timeout())
 
@@ -286,6 +301,7 @@ def _install_sigterm(recorder: Recorder, state: _Exit) -> None:
     def on_sigterm(signum: int, frame: FrameType | None) -> Any:
         try:
             state.stopped = True
+            state.wait_for_launch(_exit_timeout() / 2)
             _finish(recorder, state)
             recorder.close(_exit_timeout())
         except Exception:
