@@ -27,6 +27,11 @@ REGION = "us-east-1"
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Launch records are written before fit() returns unless capture outlasts the launch
+    # budget; tests read records right after fit(wait=False), so on a loaded machine they
+    # get a budget that tiny inputs never exceed. The background path has its own tests,
+    # which set the budget low on purpose.
+    os.environ.setdefault("SAGETRACK_LAUNCH_BUDGET", "60")
     # The SDK re-validates its JSON-schema config on every lookup (~0.3 s each); the
     # config never changes within a test run, so validate each distinct one once.
     import sagemaker.utils

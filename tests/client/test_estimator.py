@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import tarfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -359,9 +360,16 @@ def test_slow_input_listing_completes_after_the_launch(aws, tmp_path, monkeypatc
         events.append("listed")
 
     s3.meta.events.register("before-call.s3.ListObjectsV2", slow_listing)
+    started = time.monotonic()
     est.fit(f"s3://{aws.bucket}/big", wait=False)
+    assert time.monotonic() - started < 10  # fit() returned while the listing was blocked
     job = est.latest_training_job.name
-    first = json.loads((tmp_path / "store" / "default" / job / "run.json").read_text())
+    assert "inputs.training" in est.latest_launch_record["pending"]
+    record_file = tmp_path / "store" / "default" / job / "run.json"
+    deadline = time.monotonic() + 30  # the background thread writes what it has at once
+    while not record_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first = json.loads(record_file.read_text())
     assert "inputs.training" in first["pending"]
     assert first["inputs"]["training"]["uri"] == f"s3://{aws.bucket}/big"
     release.set()
@@ -369,3 +377,34 @@ def test_slow_input_listing_completes_after_the_launch(aws, tmp_path, monkeypatc
     assert events[:2] == ["create", "listed"]  # the job did not wait for the listing
     assert run.record["pending"] is None and run.inputs["training"]["objects"] == 3
     assert run.status == "launched"  # the status written at launch is left alone
+
+
+def test_a_late_launch_record_never_overwrites_the_status_a_running_job_wrote(
+        aws, tmp_path, monkeypatch):
+    """In local mode a job can start reporting before the background record write."""
+    import threading
+
+    import sagetrack.client.estimator as estimator_module
+
+    monkeypatch.setattr(estimator_module, "LAUNCH_BUDGET_S", 0.0)
+    (tmp_path / "train.py").write_text("pass\n")
+    aws.s3.put_object(Bucket=aws.bucket, Key="big/0", Body=b"x")
+    store = tmp_path / "store"
+    running = {"format": "sagetrack/1", "run_id": "job-early", "status": "running"}
+    (store / "default" / "job-early").mkdir(parents=True)
+    (store / "default" / "job-early" / "status.json").write_text(json.dumps(running))
+    est = TensorFlow(source_dir=str(tmp_path), sagemaker_session=aws.sagemaker_session(),
+                     tracking_uri=str(store), **COMMON)
+    release = threading.Event()
+
+    def slow_listing(**_: Any) -> None:  # returns None: botocore then sends the request
+        release.wait(10)
+
+    est._s3_client().meta.events.register("before-call.s3.ListObjectsV2", slow_listing)
+    est.fit(f"s3://{aws.bucket}/big", wait=False, job_name="job-early")
+    release.set()
+    record = est.wait_for_launch_record(30)
+    assert record is not None and record["pending"] is None
+    assert json.loads((store / "default" / "job-early" / "status.json").read_text()) == running
+    assert json.loads((store / "default" / "job-early" / "run.json").read_text())[
+        "inputs"]["training"]["objects"] == 1

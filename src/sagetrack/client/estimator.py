@@ -46,8 +46,21 @@ __all__ = ["TensorFlow", "default_tracking_uri"]
 log = logging.getLogger("sagetrack")
 
 MAX_METRIC_DEFINITIONS = 40
-#: how long fit() waits for provenance capture before launching (the rest completes after)
-LAUNCH_BUDGET_S = float(os.environ.get("SAGETRACK_LAUNCH_BUDGET", "1.0"))
+
+
+def _launch_budget(default: float = 0.5) -> float:
+    raw = os.environ.get("SAGETRACK_LAUNCH_BUDGET", "")
+    try:
+        return max(0.0, float(raw)) if raw.strip() else default
+    except ValueError:
+        log.warning("sagetrack: SAGETRACK_LAUNCH_BUDGET=%r is not a number of seconds; "
+                    "using %s", raw, default)
+        return default
+
+
+#: how long fit() waits for provenance capture before launching; what is not done by then
+#: (typically fingerprinting a large input prefix) is written by a background thread
+LAUNCH_BUDGET_S = _launch_budget()
 MAX_ENVIRONMENT = 100
 #: metrics given console definitions by default (the names Keras reports most often)
 DEFAULT_CONSOLE_METRICS = (
@@ -254,6 +267,7 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
         """
         if not self._tracking:
             return super().fit(inputs, wait, logs, job_name, experiment_config)
+        self.wait_for_launch_record()  # the previous fit()'s record completes first
         self._fit_inputs, self._in_fit, self._skip_if_done = inputs, True, skip_if_done
         try:
             result = super().fit(inputs, wait, logs, job_name, experiment_config)
@@ -295,30 +309,38 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             futures["tarball"] = pool.submit(code_tarball_info, self._s3_client(),
                                              uploaded.s3_prefix, exclude=BOOTSTRAP_NAMES)
         # Capture runs beside the code upload. What is not done within the launch budget
-        # (typically the listing of a large input prefix) is completed by a background
-        # thread while SageMaker provisions the job, so fit() is not held up by it; a
-        # duplicate-work check that must decide before launching (skip_if_done) waits.
+        # (typically the listing of a large input prefix) is left to a background thread
+        # that writes the record as it stands and completes it while SageMaker provisions
+        # the job, so fit() is not held up by it; a duplicate-work check that must decide
+        # before launching (skip_if_done) and a template (read by the jobs) wait.
         wait_all = template or getattr(self, "_skip_if_done", False)
         concurrent.futures.wait(futures.values(), timeout=None if wait_all else max(
             0.0, self._capture_started + LAUNCH_BUDGET_S - time.monotonic()))
-        record = self._try("write the launch record", self._write_launch_record,
-                           self._launch_record_base(), futures, template)
-        if record is not None and not all(f.done() for f in futures.values()):
+        base = self._try("build the launch record", self._launch_record_base)
+        if base is None:
+            pool.shutdown(wait=False)
+        elif all(f.done() for f in futures.values()):
+            self._try("write the launch record", self._write_launch_record, base, futures,
+                      template)
+            pool.shutdown(wait=False)
+        else:
+            self.latest_launch_record = self._fill_capture(base, futures)
+            self.latest_launch_record["code"].pop("_diff", None)
             self._finisher = threading.Thread(
-                target=self._complete_launch_record, args=(record, futures, pool),
+                target=self._complete_launch_record, args=(base, futures, pool),
                 name="sagetrack-launch-record")
             self._finisher.start()
-        else:
-            pool.shutdown(wait=False)
 
-    def _complete_launch_record(self, record: dict[str, Any],
+    def _complete_launch_record(self, base: dict[str, Any],
                                 futures: dict[str, concurrent.futures.Future[Any]],
                                 pool: concurrent.futures.ThreadPoolExecutor) -> None:
-        """Rewrite the launch record once every capture is done (background thread)."""
+        """Write the launch record now, and again once every capture is done (background)."""
         try:
+            self._try("write the launch record", self._write_launch_record, base, futures,
+                      False)
             concurrent.futures.wait(futures.values())
-            self._try("complete the launch record", self._write_launch_record, record,
-                      futures, False)
+            self._try("complete the launch record", self._write_launch_record, base,
+                      futures, False, False)
         finally:
             pool.shutdown(wait=False)
 
@@ -419,11 +441,9 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
 
     def _write_launch_record(self, base: dict[str, Any],
                              futures: dict[str, concurrent.futures.Future[Any]],
-                             template: bool) -> dict[str, Any]:
-        """Write the launch record (and, the first time, the status); return ``base``."""
+                             template: bool, first: bool = True) -> None:
+        """Write the launch record with the captures done so far (``first``: and status)."""
         record = self._fill_capture(base, futures)
-        first = self.latest_launch_record is None or \
-            self.latest_launch_record.get("run_id") != record["run_id"]
         if not template and not record["pending"]:
             self._check_duplicate(record)
         self.latest_launch_record = record
@@ -434,19 +454,19 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             self._put(store, f"{self._launch_key}.json", dumps(record))
             if diff:
                 self._put(store, f"{self._launch_key}.diff", diff.encode())
-            return base
+            return
         prefix = run_prefix(self._experiment, record["run_id"])
         if diff:
             self._put(store, f"{prefix}/{RUN_FILES['diff']}", diff.encode())
         self._put(store, f"{prefix}/{RUN_FILES['run']}", dumps(record))
-        if not first:
-            return base
-        self._put(store, f"{prefix}/{RUN_FILES['status']}", dumps({
-            "format": FORMAT, "run_id": record["run_id"], "experiment": self._experiment,
-            "status": "launched", "started": None, "updated": record["created"],
-            "ended": None, "attempt": 0, "last_epoch": None, "metrics": {}, "failure": None,
-        }))
-        return base
+        if first:
+            # only where the job has not reported yet: a fast job may be running already
+            self._put(store, f"{prefix}/{RUN_FILES['status']}", dumps({
+                "format": FORMAT, "run_id": record["run_id"], "experiment": self._experiment,
+                "status": "launched", "started": None, "updated": record["created"],
+                "ended": None, "attempt": 0, "last_epoch": None, "metrics": {},
+                "failure": None,
+            }), if_absent=True)
 
     def _check_duplicate(self, record: dict[str, Any]) -> None:
         """Warn about (or, with ``skip_if_done``, skip for) a completed identical run.
@@ -478,13 +498,17 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             return None
         prefix = f"_identity/{hashlib.sha256(identity.encode()).hexdigest()[:32]}"
         store = self._store()
+        markers = [key.split("/")[-2:] for key in sorted(store.list(prefix), reverse=True)]
+        earlier = [Run(store, experiment, name.removesuffix(".json"))
+                   for experiment, name in markers
+                   if name.removesuffix(".json") != record["run_id"]]
         found = None
-        for key in sorted(store.list(prefix), reverse=True):
-            experiment, name = key.split("/")[-2:]
-            run = Run(store, experiment, name.removesuffix(".json"))
-            if run.id != record["run_id"] and run.status == "completed":
-                found = run
-                break
+        if earlier:  # one status read per earlier launch of this work, read concurrently
+            with concurrent.futures.ThreadPoolExecutor(
+                    max_workers=min(8, len(earlier)), thread_name_prefix="sagetrack") as pool:
+                statuses = list(pool.map(lambda run: run.status, earlier))
+            found = next((run for run, status in zip(earlier, statuses, strict=True)
+                          if status == "completed"), None)
         if found is None or not getattr(self, "_skip_if_done", False):  # it will launch
             store.put(f"{prefix}/{self._experiment}/{record['run_id']}.json",
                       dumps({"run_id": record["run_id"], "created": record["created"]}))
@@ -492,9 +516,12 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             return None  # repeating a run on purpose: no warning about the same work
         return found
 
-    def _put(self, store: Any, key: str, data: bytes) -> None:
+    def _put(self, store: Any, key: str, data: bytes, *, if_absent: bool = False) -> None:
         try:
-            store.put(key, data)
+            if if_absent:
+                store.put_if_absent(key, data)
+            else:
+                store.put(key, data)
         except Exception:
             LocalBackend(UNSENT_DIR / _uri_folder(self.tracking_uri)).put(key, data)
             raise

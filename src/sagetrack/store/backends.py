@@ -36,6 +36,8 @@ class Backend(Protocol):
 
     def put(self, key: str, data: bytes) -> None: ...
 
+    def put_if_absent(self, key: str, data: bytes) -> bool: ...
+
     def get(self, key: str) -> bytes: ...
 
     def list(self, prefix: str = "", delimiter: str | None = None) -> Iterator[str]: ...
@@ -63,6 +65,13 @@ class LocalBackend:
         return self.root.joinpath(*_check_key(key).split("/"))
 
     def put(self, key: str, data: bytes) -> None:
+        self._write(key, data, replace=True)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Write ``key`` only if it does not exist yet (atomically); return whether written."""
+        return self._write(key, data, replace=False)
+
+    def _write(self, key: str, data: bytes, *, replace: bool) -> bool:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,11 +79,17 @@ class LocalBackend:
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)
-                os.replace(tmp, path)
-            except BaseException:
+                if replace:
+                    os.replace(tmp, path)
+                else:
+                    try:
+                        os.link(tmp, path)  # fails if the file exists: no overwrite race
+                    except FileExistsError:
+                        return False
+            finally:
                 with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+                    os.unlink(tmp)  # gone already after a replace
+            return True
         except PermissionError as exc:
             raise StoreAccessDenied(f"Cannot write {path}: {exc}") from exc
         except OSError as exc:
@@ -153,9 +168,27 @@ class S3Backend:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def put(self, key: str, data: bytes) -> None:
-        extra: dict[str, str] = {}
+        self._put(key, data)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Write ``key`` only if it does not exist yet (a conditional PutObject)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._put(key, data, IfNoneMatch="*")
+        except StoreError as exc:
+            cause = exc.__cause__
+            code = (cause.response.get("Error", {}).get("Code")
+                    if isinstance(cause, ClientError) else None)
+            if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+                return False
+            raise
+        return True
+
+    def _put(self, key: str, data: bytes, **conditions: str) -> None:
+        extra: dict[str, str] = dict(conditions)
         if self.kms_key_id:
-            extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
+            extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id)
         ctype = "application/x-ndjson" if key.endswith(".jsonl") else (
             "application/json" if key.endswith(".json") else "text/plain")
         with _mapped(f"write s3://{self.bucket}/{self._key(key)}"):
