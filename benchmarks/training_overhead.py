@@ -233,8 +233,7 @@ def _recorded_rows(recorder: Any, variant: str, epochs: int) -> int:
     from sagetrack.store.layout import RUN_FILES
 
     if "batch" in variant:
-        return sum(len(recorder.writer.rows(f"batches/{e:06d}.jsonl"))
-                   for e in range(1, epochs + 1))
+        return int(recorder.batches_recorded)
     return len(recorder.writer.rows(RUN_FILES["metrics"]))
 
 

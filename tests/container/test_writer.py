@@ -121,3 +121,47 @@ def test_retries_back_off_exponentially(tmp_path):
     assert len(gaps) == 3
     # delays 0.25 s * 2^n, jittered by 0.5-1.0: [0.25, 0.5], [0.5, 1], [1, 2]
     assert gaps[0] >= 0.12 and gaps[2] > gaps[0] and gaps[2] >= 0.9
+
+
+class CountingBackend(LocalBackend):
+    """A real local store that counts the bytes written per key."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.written: dict[str, int] = {}
+
+    def put(self, key: str, data: bytes) -> None:
+        self.written[key] = self.written.get(key, 0) + len(data)
+        super().put(key, data)
+
+
+def test_long_epochs_of_batch_rows_are_chunked_so_a_flush_rewrites_one_chunk(tmp_path):
+    from sagetrack.store.layout import BATCH_CHUNK_ROWS
+    from sagetrack.store.reader import Store
+
+    from .helpers import make_recorder
+
+    store = CountingBackend(tmp_path)
+    rec = make_recorder(tmp_path, track_batches=1, store=store)
+    rec.start()
+    total = 2 * BATCH_CHUNK_ROWS + 500
+    for step in range(1, total + 1):
+        rec.log_batch(1, step - 1, step, {"loss": 1.0 / step})
+    rec.writer.flush_soon()
+    deadline = time.monotonic() + 30
+    while rec.writer.pending and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert rec.writer.pending == 0
+    chunk_keys = sorted(k for k in store.written if "/batches/" in k)
+    assert [k.rsplit("/", 1)[1] for k in chunk_keys] == [
+        "000001-0000.jsonl", "000001-0001.jsonl", "000001-0002.jsonl"]
+    # one more row: only the last chunk is written again, not the whole epoch
+    before = dict(store.written)
+    rec.log_batch(1, total, total + 1, {"loss": 0.0})
+    assert rec.writer.close(10)
+    grown = [k.rsplit("/", 1)[1] for k in store.written
+             if "/batches/" in k and store.written[k] != before.get(k, 0)]
+    assert grown == ["000001-0002.jsonl"]
+    batches = Store(str(tmp_path)).run("job-1").batches
+    assert list(batches.index) == list(range(1, total + 2))
+    assert batches["loss"].iloc[-2] == pytest.approx(1.0 / total)

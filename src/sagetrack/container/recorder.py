@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._redact import redact_text
-from ..store.layout import FORMAT, RUN_FILES, now_iso
+from ..store.layout import BATCH_CHUNK_ROWS, FORMAT, RUN_FILES, batch_file, now_iso
 from .config import JobConfig
 from .safety import safe
 from .writer import RecordWriter
@@ -73,6 +73,7 @@ class Recorder:
         self.writer = writer
         self.print_metrics = print_metrics
         self.attempt = 1
+        self._batch_rows: dict[int, int] = {}  # epoch -> batch rows recorded
         self.status: dict[str, Any] = {
             "format": FORMAT,
             "run_id": config.run_id,
@@ -164,7 +165,14 @@ class Recorder:
             return
         row = {"epoch": epoch, "batch": batch, "step": step, "time": time.time(),
                "metrics": _clean(values), "attempt": self.attempt}
-        self.writer.append(f"batches/{epoch:06d}.jsonl", row, urgent=False)
+        count = self._batch_rows.get(epoch, 0)
+        self._batch_rows[epoch] = count + 1
+        self.writer.append(batch_file(epoch, count // BATCH_CHUNK_ROWS), row, urgent=False)
+
+    @property
+    def batches_recorded(self) -> int:
+        """Every-N-batches rows handed to the writer so far (this attempt)."""
+        return sum(self._batch_rows.values())
 
     @safe
     def log_metrics(self, step: int | None, values: Mapping[str, Any],
