@@ -85,16 +85,18 @@ def _flat(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any, digits: int = 6, *, compact: bool = False) -> str:
+    """A recorded value as text: ``-`` for none, yes/no, ``digits`` significant digits."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:.{digits}g}"
     if isinstance(value, (dict, list)):
-        return json.dumps(value)
+        return json.dumps(value, separators=(",", ":") if compact else None)
     return str(value)
+
 
 
 def _short(value: Any, n: int = 12) -> str:
@@ -178,7 +180,7 @@ class Field:
 
     def line(self, width: int = 18) -> str:
         """``    name  value`` when equal, ``  ~ name  a -> b`` when not (hashes cut)."""
-        show = _short if self.name in _HASHES else _fmt
+        show = _short if self.name in _HASHES else format_value
         if self.same:
             return f"    {self.name:<{width}} {show(self.a)}"
         return f"  ~ {self.name:<{width}} {show(self.a)} -> {show(self.b)}"
@@ -294,9 +296,10 @@ class RunDiff:
         p = self.params
         out = ["Hyperparameters" + (" (identical)" if p.identical else "")]
         width = max([len(k) for k in (*p.added, *p.removed, *p.changed)] + [16])
-        out += [f"  ~ {k:<{width}} {_fmt(a)} -> {_fmt(b)}" for k, (a, b) in p.changed.items()]
-        out += [f"  + {k:<{width}} {_fmt(v)}" for k, v in p.added.items()]
-        out += [f"  - {k:<{width}} {_fmt(v)}" for k, v in p.removed.items()]
+        out += [f"  ~ {k:<{width}} {format_value(a)} -> {format_value(b)}"
+                for k, (a, b) in p.changed.items()]
+        out += [f"  + {k:<{width}} {format_value(v)}" for k, v in p.added.items()]
+        out += [f"  - {k:<{width}} {format_value(v)}" for k, v in p.removed.items()]
         if p.same:
             out.append(f"    ({len(p.same)} unchanged: {', '.join(list(p.same)[:8])}"
                        f"{', ...' if len(p.same) > 8 else ''})")
@@ -326,7 +329,7 @@ class RunDiff:
         out = ["Data" + ("" if self.data else " (no inputs recorded)")]
         for ch in self.data:
             if ch.status == "same":
-                out.append(f"    {ch.name:<18} same      {ch.uri.a}  ({_fmt(ch.objects.a)} "
+                out.append(f"    {ch.name:<18} same      {ch.uri.a}  ({format_value(ch.objects.a)} "
                            f"objects, {_size(ch.bytes.a)})")
                 continue
             out.append(f"  ~ {ch.name:<18} {ch.status}")

@@ -7,7 +7,14 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from ..compare import code_of, diff_of, diffstat, metric_order, normalised_params
+from ..compare import (
+    code_of,
+    diff_of,
+    diffstat,
+    format_value,
+    metric_order,
+    normalised_params,
+)
 from ..store.layout import parse_time
 from ..store.reader import Run, metric_goal
 
@@ -24,18 +31,14 @@ __all__ = [
 ]
 
 
-def _time(value: Any) -> datetime | None:
-    return parse_time(value)
-
-
 def _start(run: Run) -> Any:
     return run.status_record.get("started") or run.record.get("created")
 
 
 def duration_s(run: Run) -> float | None:
     """Seconds from start to end (to now while running); None when unknown."""
-    start = _time(run.status_record.get("started") or run.job.get("training_start"))
-    end = _time(run.status_record.get("ended") or run.job.get("training_end"))
+    start = parse_time(run.status_record.get("started") or run.job.get("training_start"))
+    end = parse_time(run.status_record.get("ended") or run.job.get("training_end"))
     if start is None:
         return None
     if end is None:
@@ -70,20 +73,12 @@ def humanize_bytes(n: Any) -> str:
 
 
 def _when(value: Any) -> str:
-    parsed = _time(value)
+    parsed = parse_time(value)
     return parsed.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M") if parsed else "-"
 
 
 def _value(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
+    return format_value(value, 4, compact=True)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], max_width: int = 40) -> str:

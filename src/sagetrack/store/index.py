@@ -69,10 +69,6 @@ def metrics_key(experiment: str) -> str:
     return f"{INDEX_PREFIX}/{validate_experiment(experiment)}/metrics.jsonl.gz"
 
 
-def _time(value: Any) -> datetime | None:
-    return parse_time(value)
-
-
 def settled(run: Run, now: datetime | None = None) -> bool:
     """Whether ``run``'s records are final (safe to serve from the index)."""
     if run.problems:
@@ -80,7 +76,7 @@ def settled(run: Run, now: datetime | None = None) -> bool:
     if run.job.get("status") in _JOB_END:
         return True
     if run.status_record.get("status") in TERMINAL:
-        ended = _time(run.status_record.get("ended"))
+        ended = parse_time(run.status_record.get("ended"))
         now = now or datetime.now(timezone.utc)
         return ended is not None and (now - ended).total_seconds() >= SETTLE_SECONDS
     return False
