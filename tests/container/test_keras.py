@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import numpy as np
@@ -86,13 +87,29 @@ def test_patched_fit_adds_one_callback_positional_or_keyword(recorder, tmp_path)
     assert [(r["fit"], r["epoch"]) for r in rows] == [(0, 1), (0, 2), (1, 1)]
 
 
-def test_patched_fit_without_active_recorder_changes_nothing(tmp_path):
+def test_patched_fit_without_active_recorder_passes_the_call_through():
+    class StubModel:
+        def fit(self, x=None, y=None, epochs=1, callbacks=None):
+            return callbacks
+
+    adapter.patch_model_fit(types.SimpleNamespace(Model=StubModel), "keras")
+    set_active_recorder(None)
+    mine = [object()]
+    assert StubModel().fit(1, 2, callbacks=mine) is mine  # the caller's very list
+    assert StubModel().fit(1, 2) is None and StubModel().fit(1, 2, 3, None) is None
+
+
+def test_patched_keras_fit_without_active_recorder_trains_as_the_original():
     adapter.patch_model_fit(keras, "keras")
     set_active_recorder(None)
+    original = keras.Model.fit.__wrapped__
     x, y = data()
-    baseline = tiny_model(1).fit(x, y, epochs=2, verbose=0).history
-    again = tiny_model(1).fit(x, y, epochs=2, verbose=0).history
+    plain, patched = tiny_model(1), tiny_model(1)
+    baseline = original(plain, x, y, epochs=2, verbose=0, shuffle=False).history
+    again = patched.fit(x, y, epochs=2, verbose=0, shuffle=False).history
     assert baseline == again
+    for a, b in zip(plain.get_weights(), patched.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_training_result_identical_with_and_without_tracking(recorder):

@@ -28,6 +28,15 @@ SLOW_KERAS = """
 """
 
 
+def _has_epoch(root, epoch: int) -> bool:
+    path = root / "exp" / "job-1" / "metrics.jsonl"
+    try:
+        return any(json.loads(line).get("epoch") == epoch
+                   for line in path.read_text().splitlines() if line.strip())
+    except (OSError, ValueError):
+        return False
+
+
 def test_kill_9_keeps_every_complete_epoch_and_reads_as_incomplete(tmp_path, fault_report):
     proc = run_script(tmp_path, SLOW_KERAS, wait=False)
     epochs_done = 0
@@ -36,7 +45,9 @@ def test_kill_9_keeps_every_complete_epoch_and_reads_as_incomplete(tmp_path, fau
         assert line, proc.stderr.read()[-2000:]
         if line.startswith("epoch"):
             epochs_done = int(line.split()[1])
-    time.sleep(1.0)  # let the background writer catch up with epoch 5
+    deadline = time.monotonic() + 30  # let the background writer catch up with epoch 5
+    while time.monotonic() < deadline and not _has_epoch(tmp_path / "store", 5):
+        time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     store = Store(str(tmp_path / "store"))
