@@ -54,6 +54,9 @@ def test_fit_sends_tracking_in_environment_only_and_records_the_launch(aws, proj
                      metric_definitions=[{"Name": "custom", "Regex": "custom=([0-9.]+)"}],
                      tracking_uri=f"s3://{aws.bucket}/sagetrack", experiment="resnet",
                      track_batches=50, **COMMON)
+    gets: list[str] = []
+    est._s3_client().meta.events.register(
+        "before-parameter-build.s3.GetObject", lambda params, **_: gets.append(params["Key"]))
     est.fit({"training": f"s3://{aws.bucket}/cifar/train",
              "validation": f"s3://{aws.bucket}/cifar/val"}, wait=False)
     (request,) = requests
@@ -92,6 +95,7 @@ def test_fit_sends_tracking_in_environment_only_and_records_the_launch(aws, proj
     assert code["tarball"]["uri"] == code_uri
     assert code["tarball"]["sha256"] == hashlib.sha256(tar_bytes).hexdigest()
     assert "sitecustomize.py" not in code["tarball"]["files"]
+    assert key not in gets  # hashed from the bytes the SDK packed, not downloaded again
     diff = aws.read(f"sagetrack/resnet/{job}/code.diff").decode()
     assert "+print('changed, not committed')" in diff and "+untracked note" in diff
     train = record["inputs"]["training"]
@@ -335,6 +339,25 @@ def test_duplicate_work_warns_and_skip_if_done_returns_the_completed_run(aws, tm
         warnings.simplefilter("error", TrackingWarning)
         estimator().fit(f"s3://{aws.bucket}/data", wait=False, skip_if_done=True)
     assert len(requests) == 4  # the data changed: not the same work
+
+
+def test_tarball_hashes_are_the_same_from_the_local_copy_or_a_download(aws, tmp_path):
+    from sagetrack.client.provenance import code_tarball_info
+
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "train.py").write_text("print('hi')\n")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(tmp_path / "code" / "train.py", arcname="train.py")
+    data = buf.getvalue()
+    aws.s3.put_object(Bucket=aws.bucket, Key="src/sourcedir.tar.gz", Body=data)
+    uri = f"s3://{aws.bucket}/src/sourcedir.tar.gz"
+    downloaded = code_tarball_info(aws.s3, uri)
+    assert downloaded == code_tarball_info(aws.s3, uri, local_copy=data)
+    assert downloaded["sha256"] == hashlib.sha256(data).hexdigest()
+    assert downloaded["files"] == ["train.py"]
+    # a copy that does not match the uploaded object is not trusted
+    assert code_tarball_info(aws.s3, uri, local_copy=data + b"x") == downloaded
 
 
 def test_slow_input_listing_completes_after_the_launch(aws, tmp_path, monkeypatch):

@@ -9,6 +9,10 @@ The subclass touches three SDK hooks, each documented where it is overridden:
   settings to ``environment``, then writes the launch record;
 * ``fit`` passes the inputs to the launch record and records the job's outcome.
 
+Besides, ``sagemaker.utils.create_tar_file`` gets a pass-through wrapper that keeps, for
+the thread launching a tracked job only, the bytes of the code tarball the SDK packs, so
+that its hash needs no download (without it, sagetrack downloads the tarball instead).
+
 Tracking failures on the client become one :class:`TrackingWarning` and a local copy of
 the record under ``~/.sagetrack/unsent``; they never raise into ``fit()``.
 """
@@ -16,6 +20,8 @@ the record under ``~/.sagetrack/unsent``; they never raise into ``fit()``.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import functools
 import getpass
 import json
 import logging
@@ -25,6 +31,7 @@ import socket
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -301,13 +308,15 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
         user_dependencies: Any = self.dependencies  # type: ignore[has-type]
         self.dependencies = [*(user_dependencies or []), *staged]
         try:
-            super()._prepare_for_training(job_name=job_name)
+            with _code_tarball_capture() as tarballs:
+                super()._prepare_for_training(job_name=job_name)
         finally:
             self.dependencies = user_dependencies
         uploaded = getattr(self, "uploaded_code", None)
         if uploaded is not None:
-            futures["tarball"] = pool.submit(code_tarball_info, self._s3_client(),
-                                             uploaded.s3_prefix, exclude=BOOTSTRAP_NAMES)
+            futures["tarball"] = pool.submit(
+                code_tarball_info, self._s3_client(), uploaded.s3_prefix,
+                exclude=BOOTSTRAP_NAMES, local_copy=tarballs[-1] if tarballs else None)
         # Capture runs beside the code upload. What is not done within the launch budget
         # (typically the listing of a large input prefix) is left to a background thread
         # that writes the record as it stands and completes it while SageMaker provisions
@@ -701,6 +710,41 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             log.warning(msg)
             warnings.warn(msg, TrackingWarning, stacklevel=3)
             return None
+
+
+_TARBALLS = threading.local()
+_MAX_TARBALL_COPY = 512 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def _code_tarball_capture() -> Iterator[list[bytes]]:
+    """Keep the bytes of code tarballs the SDK packs in this thread (it deletes the file
+    after the upload), so that hashing them needs no download."""
+    import sagemaker.utils
+
+    create = getattr(sagemaker.utils, "create_tar_file", None)
+    if create is not None and not getattr(create, "_sagetrack", False):
+        # installed once, a pass-through outside a capture block and in other threads
+        original = create
+
+        @functools.wraps(original)
+        def create_tar_file(*args: Any, **kwargs: Any) -> Any:
+            path = original(*args, **kwargs)
+            slot = getattr(_TARBALLS, "slot", None)
+            if slot is not None:
+                with contextlib.suppress(Exception):  # never in the way of the SDK
+                    if os.path.getsize(path) <= _MAX_TARBALL_COPY:
+                        slot.append(Path(path).read_bytes())
+            return path
+
+        create_tar_file._sagetrack = True  # type: ignore[attr-defined]
+        sagemaker.utils.create_tar_file = create_tar_file
+    slot: list[bytes] = []
+    _TARBALLS.slot = slot
+    try:
+        yield slot
+    finally:
+        _TARBALLS.slot = None
 
 
 class _SkipLaunch(Exception):

@@ -125,11 +125,14 @@ def git_info(source_dir: str) -> tuple[dict[str, Any], str]:
 
 
 def code_tarball_info(s3_client: Any, uri: str, *, exclude: frozenset[str] = frozenset(),
-                      max_bytes: int = 512 * 1024 * 1024) -> dict[str, Any]:
+                      max_bytes: int = 512 * 1024 * 1024,
+                      local_copy: bytes | None = None) -> dict[str, Any]:
     """sha256 of the uploaded code tarball and a content hash of its user files.
 
     ``exclude`` names top-level members (sagetrack's own bootstrap) left out of the
-    content hash, so that two runs of the same user code compare equal.
+    content hash, so that two runs of the same user code compare equal. ``local_copy``,
+    the bytes the SDK uploaded, spares downloading them again when the object's size
+    matches.
     """
     parsed = urlparse(uri)
     head = s3_client.head_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))
@@ -139,11 +142,18 @@ def code_tarball_info(s3_client: Any, uri: str, *, exclude: frozenset[str] = fro
         info["sha256"] = None
         info["note"] = f"tarball larger than {max_bytes} bytes: not hashed"
         return info
-    body = s3_client.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"]
+    if local_copy is not None and len(local_copy) == head["ContentLength"]:
+        data = local_copy
+    else:
+        data = s3_client.get_object(Bucket=parsed.netloc,
+                                    Key=parsed.path.lstrip("/"))["Body"].read()
+    info.update(_tarball_hashes(data, exclude))
+    return info
+
+
+def _tarball_hashes(data: bytes, exclude: frozenset[str]) -> dict[str, Any]:
     import io
 
-    data = body.read()
-    info["sha256"] = hashlib.sha256(data).hexdigest()
     content = hashlib.sha256()
     files = []
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
@@ -155,10 +165,8 @@ def code_tarball_info(s3_client: Any, uri: str, *, exclude: frozenset[str] = fro
             digest = hashlib.sha256(fh.read() if fh else b"").hexdigest()
             content.update(f"{name}\0{digest}\n".encode())
             files.append(name)
-    info["content_sha256"] = content.hexdigest()
-    info["files"] = files[:2000]
-    info["file_count"] = len(files)
-    return info
+    return {"sha256": hashlib.sha256(data).hexdigest(), "content_sha256": content.hexdigest(),
+            "files": files[:2000], "file_count": len(files)}
 
 
 def _fingerprint_local(path: str, content_budget: int = 1 << 30) -> dict[str, Any]:
