@@ -431,3 +431,21 @@ def test_a_late_launch_record_never_overwrites_the_status_a_running_job_wrote(
     assert json.loads((store / "default" / "job-early" / "status.json").read_text()) == running
     assert json.loads((store / "default" / "job-early" / "run.json").read_text())[
         "inputs"]["training"]["objects"] == 1
+
+
+def test_a_capture_that_raises_leaves_an_error_in_the_record_not_a_lost_record(
+        aws, tmp_path, monkeypatch):
+    import sagetrack.client.estimator as estimator_module
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("listing exploded")
+
+    monkeypatch.setattr(estimator_module, "fingerprint_channel", broken)
+    (tmp_path / "train.py").write_text("pass\n")
+    est = TensorFlow(source_dir=str(tmp_path), sagemaker_session=aws.sagemaker_session(),
+                     tracking_uri=str(tmp_path / "store"), **COMMON)
+    est.fit(f"s3://{aws.bucket}/data", wait=False)
+    run = est.latest_run
+    assert run.inputs["training"]["uri"] == f"s3://{aws.bucket}/data"
+    assert run.inputs["training"]["error"] == "RuntimeError: listing exploded"
+    assert run.status == "launched" and run.record["pending"] is None

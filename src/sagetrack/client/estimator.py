@@ -333,8 +333,10 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
                       template)
             pool.shutdown(wait=False)
         else:
-            self.latest_launch_record = self._fill_capture(base, futures)
-            self.latest_launch_record["code"].pop("_diff", None)
+            partial = self._try("build the launch record", self._fill_capture, base, futures)
+            if partial is not None:
+                partial["code"].pop("_diff", None)
+                self.latest_launch_record = partial
             self._finisher = threading.Thread(
                 target=self._complete_launch_record, args=(base, futures, pool),
                 name="sagetrack-launch-record")
@@ -543,7 +545,10 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
         code, pending = record["code"], []
         git = futures.get("git")
         if git is not None and git.done():
-            info, diff = git.result()
+            try:
+                info, diff = git.result()
+            except Exception as exc:  # git_info reports errors itself; this is a backstop
+                info, diff = {"git": None, "error": f"{type(exc).__name__}: {exc}"[:500]}, ""
             if info.get("error") and not getattr(self, "_git_warned", False):
                 self._git_warned = True
                 msg = (f"sagetrack could not read the git state of {code['source_dir'] or '.'}"
@@ -569,7 +574,10 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
         for name, info in record["inputs"].items():
             future = futures.get(f"input:{name}")
             if future is not None and future.done():
-                info.update(future.result())
+                try:
+                    info.update(future.result())
+                except Exception as exc:
+                    info["error"] = f"{type(exc).__name__}: {exc}"[:500]
             elif future is not None:
                 pending.append(f"inputs.{name}")
         record["pending"] = pending or None
