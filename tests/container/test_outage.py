@@ -102,5 +102,6 @@ def test_training_finishes_and_every_epoch_lands_once(kind, aws, tmp_path, fault
     assert outage.failed > 0
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]  # all, once, in order
     assert json.loads(aws.read("track/e/job-1/status.json"))["status"] == "completed"
-    # epoch end never waits for S3 (a hanging PUT takes 3 s)
-    assert max(driver.latencies) < 0.5, driver.latencies
+    # epoch end never waits for S3: a hanging PUT takes 3 s (the bound leaves room for a
+    # loaded machine; benchmarks/hot_path.py measures the real latency)
+    assert max(driver.latencies) < 1.0, driver.latencies
