@@ -48,3 +48,41 @@ def test_local_put_if_absent_has_exactly_one_winner_among_racing_writers(tmp_pat
     assert list(backend.list("e/r")) == ["e/r/status.json"]
     if isinstance(backend, LocalBackend):  # no hidden temp files left behind either
         assert os.listdir(backend.root / "e" / "r") == ["status.json"]
+
+
+def test_local_put_if_absent_without_hard_links(tmp_path, monkeypatch):
+    """FAT, some FUSE and network mounts refuse os.link: claim the name another way."""
+    import errno
+
+    def no_links(*_):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    backend = LocalBackend(tmp_path / "store")
+    assert backend.put_if_absent("e/r/status.json", b"first") is True
+    assert backend.put_if_absent("e/r/status.json", b"second") is False
+    assert backend.get("e/r/status.json") == b"first"
+    assert os.listdir(backend.root / "e" / "r") == ["status.json"]
+
+
+def test_s3_put_if_absent_on_a_store_without_conditional_writes(aws):
+    """An S3-compatible server answering 501 to If-None-Match: HEAD, then PUT."""
+    from botocore.awsrequest import AWSResponse
+
+    refused: list[str] = []
+
+    def not_implemented(request, **_):
+        if "If-None-Match" not in request.headers:
+            return None
+        refused.append(request.url)
+        body = b"<Error><Code>NotImplemented</Code><Message>no</Message></Error>"
+        raw = type("Raw", (), {"stream": lambda self, **k: iter([body]),
+                               "read": lambda self: body})()
+        return AWSResponse(request.url, 501, {"Content-Type": "application/xml"}, raw)
+
+    aws.s3.meta.events.register("before-send.s3.PutObject", not_implemented)
+    backend = S3Backend(aws.bucket, "track", client=aws.s3)
+    assert backend.put_if_absent("e/r/status.json", b"first") is True
+    assert backend.put_if_absent("e/r/status.json", b"second") is False
+    assert backend.get("e/r/status.json") == b"first"
+    assert len(refused) == 2  # each call tried the conditional write first

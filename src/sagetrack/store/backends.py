@@ -9,6 +9,7 @@ an S3 ``PutObject`` is atomic by nature. botocore errors are mapped to
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 import threading
@@ -81,11 +82,8 @@ class LocalBackend:
                     fh.write(data)
                 if replace:
                     os.replace(tmp, path)
-                else:
-                    try:
-                        os.link(tmp, path)  # fails if the file exists: no overwrite race
-                    except FileExistsError:
-                        return False
+                elif not _link_unless_exists(tmp, path):
+                    return False
             finally:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)  # gone already after a replace
@@ -126,6 +124,28 @@ class LocalBackend:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+
+def _link_unless_exists(tmp: str, path: Path) -> bool:
+    """Give the complete file ``tmp`` the name ``path`` unless that exists (atomically)."""
+    try:
+        os.link(tmp, path)  # fails if the file exists: no overwrite race
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:  # no hard links here (FAT, some FUSE and network mounts)
+        if exc.errno not in _NO_LINKS:
+            raise
+    try:  # claim the name, then move the complete file over the placeholder
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return False
+    os.replace(tmp, path)
+    return True
+
+
+_NO_LINKS = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS,
+             errno.EMLINK, errno.EXDEV}
 
 
 class S3Backend:
@@ -171,18 +191,31 @@ class S3Backend:
         self._put(key, data)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
-        """Write ``key`` only if it does not exist yet (a conditional PutObject)."""
-        from botocore.exceptions import ClientError
+        """Write ``key`` only if it does not exist yet (a conditional PutObject).
+
+        Where the store does not support conditional writes (some S3-compatible
+        servers), a HEAD then a PUT: not atomic, but never overwrites a key seen there."""
+        from botocore.exceptions import ClientError, ParamValidationError
 
         try:
             self._put(key, data, IfNoneMatch="*")
+        except ParamValidationError:  # a botocore without conditional writes
+            return self._put_unless_seen(key, data)
         except StoreError as exc:
             cause = exc.__cause__
             code = (cause.response.get("Error", {}).get("Code")
                     if isinstance(cause, ClientError) else None)
             if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
                 return False
+            if code in ("NotImplemented", "501"):
+                return self._put_unless_seen(key, data)
             raise
+        return True
+
+    def _put_unless_seen(self, key: str, data: bytes) -> bool:
+        if self.exists(key):
+            return False
+        self._put(key, data)
         return True
 
     def _put(self, key: str, data: bytes, **conditions: str) -> None:
