@@ -303,9 +303,13 @@ def test_kms_key_is_passed_on_every_write(aws):
     assert "ACL" not in sent[0]
 
 
-def test_duplicate_work_warns_and_skip_if_done_returns_the_completed_run(aws, tmp_path):
+@pytest.mark.parametrize("budget", [60.0, 0.0], ids=["record-before-launch", "record-after"])
+def test_duplicate_work_warns_and_skip_if_done_returns_the_completed_run(
+        aws, tmp_path, monkeypatch, budget):
+    import sagetrack.client.estimator as estimator_module
     from sagetrack import TrackingWarning
 
+    monkeypatch.setattr(estimator_module, "LAUNCH_BUDGET_S", budget)
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "train.py").write_text("pass\n")
     aws.s3.put_object(Bucket=aws.bucket, Key="data/x", Body=b"x")
@@ -318,26 +322,32 @@ def test_duplicate_work_warns_and_skip_if_done_returns_the_completed_run(aws, tm
                           hyperparameters={"epochs": 2, **hps}, tracking_uri=str(store),
                           experiment="dup", **COMMON)
 
+    def launch(est, **kwargs):
+        # with no budget the record (and its same-work check) completes in the background
+        result = est.fit(f"s3://{aws.bucket}/data", wait=False, **kwargs)
+        est.wait_for_launch_record()
+        return result
+
     first = estimator()
-    first.fit(f"s3://{aws.bucket}/data", wait=False)
+    launch(first)
     done = first.latest_training_job.name
     status = store / "dup" / done / "status.json"
     status.write_text(json.dumps({**json.loads(status.read_text()), "status": "completed"}))
 
     with pytest.warns(TrackingWarning, match=done):
-        estimator().fit(f"s3://{aws.bucket}/data", wait=False)  # warned, still launched
+        launch(estimator())  # warned, still launched
     assert len(requests) == 2
     with warnings.catch_warnings():
         warnings.simplefilter("error", TrackingWarning)
-        estimator(epochs=3).fit(f"s3://{aws.bucket}/data", wait=False)  # other work: silent
+        launch(estimator(epochs=3))  # other work: silent
     assert len(requests) == 3
     with pytest.warns(TrackingWarning):
-        run = estimator().fit(f"s3://{aws.bucket}/data", wait=False, skip_if_done=True)
+        run = launch(estimator(), skip_if_done=True)
     assert run.id == done and len(requests) == 3  # nothing launched
     aws.s3.put_object(Bucket=aws.bucket, Key="data/y", Body=b"new data")
     with warnings.catch_warnings():
         warnings.simplefilter("error", TrackingWarning)
-        estimator().fit(f"s3://{aws.bucket}/data", wait=False, skip_if_done=True)
+        launch(estimator(), skip_if_done=True)
     assert len(requests) == 4  # the data changed: not the same work
 
 
@@ -370,67 +380,69 @@ def test_slow_input_listing_completes_after_the_launch(aws, tmp_path, monkeypatc
     for i in range(3):
         aws.s3.put_object(Bucket=aws.bucket, Key=f"big/{i}", Body=b"x")
     session = aws.sagemaker_session()
+    store = tmp_path / "store" / "default"
     events: list[str] = []
     release = threading.Event()
+
+    def on_create(params: dict[str, Any], **_: Any) -> None:
+        recorded = (store / params["TrainingJobName"] / "run.json").exists()
+        events.append("create, record written" if recorded else "create, no record")
+
     session.sagemaker_client.meta.events.register(
-        "before-call.sagemaker.CreateTrainingJob", lambda **_: events.append("create"))
+        "before-parameter-build.sagemaker.CreateTrainingJob", on_create)
     est = TensorFlow(source_dir=str(tmp_path), sagemaker_session=session,
                      tracking_uri=str(tmp_path / "store"), **COMMON)
-    s3 = est._s3_client()
 
-    def slow_listing(**_):
-        release.wait(10)  # a huge prefix: listing takes a while
+    def slow_listing(**_: Any) -> None:
+        release.wait(120)  # a huge prefix: listing takes a while (released below)
         events.append("listed")
 
-    s3.meta.events.register("before-call.s3.ListObjectsV2", slow_listing)
+    est._s3_client().meta.events.register("before-call.s3.ListObjectsV2", slow_listing)
     started = time.monotonic()
     est.fit(f"s3://{aws.bucket}/big", wait=False)
-    assert time.monotonic() - started < 10  # fit() returned while the listing was blocked
+    assert time.monotonic() - started < 60  # fit() returned while the listing was blocked
     job = est.latest_training_job.name
-    assert "inputs.training" in est.latest_launch_record["pending"]
-    record_file = tmp_path / "store" / "default" / job / "run.json"
-    deadline = time.monotonic() + 30  # the background thread writes what it has at once
-    while not record_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    first = json.loads(record_file.read_text())
+    first = json.loads((store / job / "run.json").read_text())
     assert "inputs.training" in first["pending"]
     assert first["inputs"]["training"]["uri"] == f"s3://{aws.bucket}/big"
+    assert json.loads((store / job / "status.json").read_text())["status"] == "launched"
     release.set()
     run = est.latest_run  # waits for the record to be completed
-    assert events[:2] == ["create", "listed"]  # the job did not wait for the listing
+    # the record was written before the job was created, and the job did not wait for
+    # the listing
+    assert events[:2] == ["create, record written", "listed"]
     assert run.record["pending"] is None and run.inputs["training"]["objects"] == 3
     assert run.status == "launched"  # the status written at launch is left alone
 
 
-def test_a_late_launch_record_never_overwrites_the_status_a_running_job_wrote(
-        aws, tmp_path, monkeypatch):
-    """In local mode a job can start reporting before the background record write."""
-    import threading
+def test_a_job_name_that_already_ran_keeps_its_records(aws, tmp_path):
+    """Reusing an explicit job_name never overwrites the records of a run that started."""
+    from sagetrack import TrackingWarning
 
-    import sagetrack.client.estimator as estimator_module
-
-    monkeypatch.setattr(estimator_module, "LAUNCH_BUDGET_S", 0.0)
     (tmp_path / "train.py").write_text("pass\n")
-    aws.s3.put_object(Bucket=aws.bucket, Key="big/0", Body=b"x")
-    store = tmp_path / "store"
-    running = {"format": "sagetrack/1", "run_id": "job-early", "status": "running"}
-    (store / "default" / "job-early").mkdir(parents=True)
-    (store / "default" / "job-early" / "status.json").write_text(json.dumps(running))
-    est = TensorFlow(source_dir=str(tmp_path), sagemaker_session=aws.sagemaker_session(),
-                     tracking_uri=str(store), **COMMON)
-    release = threading.Event()
-
-    def slow_listing(**_: Any) -> None:  # returns None: botocore then sends the request
-        release.wait(10)
-
-    est._s3_client().meta.events.register("before-call.s3.ListObjectsV2", slow_listing)
-    est.fit(f"s3://{aws.bucket}/big", wait=False, job_name="job-early")
-    release.set()
-    record = est.wait_for_launch_record(30)
-    assert record is not None and record["pending"] is None
-    assert json.loads((store / "default" / "job-early" / "status.json").read_text()) == running
-    assert json.loads((store / "default" / "job-early" / "run.json").read_text())[
-        "inputs"]["training"]["objects"] == 1
+    store = tmp_path / "store" / "default"
+    (store / "job-x").mkdir(parents=True)
+    completed = {"format": "sagetrack/1", "run_id": "job-x", "status": "completed"}
+    (store / "job-x" / "status.json").write_text(json.dumps(completed))
+    (store / "job-x" / "run.json").write_text('{"params": {"epochs": 30}}')
+    session = aws.sagemaker_session()
+    requests = capture(session)
+    est = TensorFlow(source_dir=str(tmp_path), sagemaker_session=session,
+                     tracking_uri=str(tmp_path / "store"), hyperparameters={"epochs": 1},
+                     **COMMON)
+    with pytest.warns(TrackingWarning, match="job-x already has a run"):
+        est.fit(f"s3://{aws.bucket}/data", wait=False, job_name="job-x")
+    assert len(requests) == 1  # the launch itself goes ahead (SageMaker decides)
+    assert json.loads((store / "job-x" / "status.json").read_text()) == completed
+    assert (store / "job-x" / "run.json").read_text() == '{"params": {"epochs": 30}}'
+    # a name whose earlier launch never started is taken over
+    (store / "job-y").mkdir()
+    (store / "job-y" / "status.json").write_text(json.dumps({**completed, "run_id": "job-y",
+                                                             "status": "launched"}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrackingWarning)
+        est.fit(f"s3://{aws.bucket}/data", wait=False, job_name="job-y")
+    assert json.loads((store / "job-y" / "run.json").read_text())["params"]["epochs"] == 1
 
 
 def test_a_capture_that_raises_leaves_an_error_in_the_record_not_a_lost_record(

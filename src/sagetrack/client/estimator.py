@@ -25,6 +25,7 @@ import functools
 import getpass
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -57,12 +58,17 @@ MAX_METRIC_DEFINITIONS = 40
 
 def _launch_budget(default: float = 0.5) -> float:
     raw = os.environ.get("SAGETRACK_LAUNCH_BUDGET", "")
+    if not raw.strip():
+        return default
     try:
-        return max(0.0, float(raw)) if raw.strip() else default
+        value = float(raw)
     except ValueError:
-        log.warning("sagetrack: SAGETRACK_LAUNCH_BUDGET=%r is not a number of seconds; "
+        value = math.nan
+    if math.isnan(value) or value < 0:
+        log.warning("sagetrack: SAGETRACK_LAUNCH_BUDGET=%r is not a number of seconds >= 0; "
                     "using %s", raw, default)
         return default
+    return min(value, 24 * 3600.0)  # "inf": wait for the complete record, within reason
 
 
 #: how long fit() waits for provenance capture before launching; what is not done by then
@@ -276,6 +282,7 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             return super().fit(inputs, wait, logs, job_name, experiment_config)
         self.wait_for_launch_record()  # the previous fit()'s record completes first
         self._fit_inputs, self._in_fit, self._skip_if_done = inputs, True, skip_if_done
+        self._fit_run_id: str | None = None
         try:
             result = super().fit(inputs, wait, logs, job_name, experiment_config)
         except _SkipLaunch as skip:
@@ -317,38 +324,31 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             futures["tarball"] = pool.submit(
                 code_tarball_info, self._s3_client(), uploaded.s3_prefix,
                 exclude=BOOTSTRAP_NAMES, local_copy=tarballs[-1] if tarballs else None)
-        # Capture runs beside the code upload. What is not done within the launch budget
-        # (typically the listing of a large input prefix) is left to a background thread
-        # that writes the record as it stands and completes it while SageMaker provisions
-        # the job, so fit() is not held up by it; a duplicate-work check that must decide
-        # before launching (skip_if_done) and a template (read by the jobs) wait.
+        # Capture ran beside the SDK's packing and upload; fit() then waits at most the
+        # launch budget for what is left. The record is written before the job is created,
+        # with "pending" naming what is not done yet (typically the listing of a large
+        # input prefix), which a background thread completes while SageMaker provisions
+        # the job. A duplicate-work check that must decide before launching (skip_if_done)
+        # and a template (read by the jobs) wait for everything.
         wait_all = template or getattr(self, "_skip_if_done", False)
-        concurrent.futures.wait(futures.values(), timeout=None if wait_all else max(
-            0.0, self._capture_started + LAUNCH_BUDGET_S - time.monotonic()))
+        concurrent.futures.wait(futures.values(),
+                                timeout=None if wait_all else LAUNCH_BUDGET_S)
         base = self._try("build the launch record", self._launch_record_base)
-        if base is None:
-            pool.shutdown(wait=False)
-        elif all(f.done() for f in futures.values()):
-            self._try("write the launch record", self._write_launch_record, base, futures,
-                      template)
-            pool.shutdown(wait=False)
-        else:
-            partial = self._try("build the launch record", self._fill_capture, base, futures)
-            if partial is not None:
-                partial["code"].pop("_diff", None)
-                self.latest_launch_record = partial
+        pending = None if base is None else self._try(
+            "write the launch record", self._write_launch_record, base, futures, template)
+        if pending:
             self._finisher = threading.Thread(
                 target=self._complete_launch_record, args=(base, futures, pool),
                 name="sagetrack-launch-record")
             self._finisher.start()
+        else:
+            pool.shutdown(wait=False)
 
     def _complete_launch_record(self, base: dict[str, Any],
                                 futures: dict[str, concurrent.futures.Future[Any]],
                                 pool: concurrent.futures.ThreadPoolExecutor) -> None:
-        """Write the launch record now, and again once every capture is done (background)."""
+        """Rewrite the launch record once every capture is done (background thread)."""
         try:
-            self._try("write the launch record", self._write_launch_record, base, futures,
-                      False)
             concurrent.futures.wait(futures.values())
             self._try("complete the launch record", self._write_launch_record, base,
                       futures, False, False)
@@ -452,32 +452,58 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
 
     def _write_launch_record(self, base: dict[str, Any],
                              futures: dict[str, concurrent.futures.Future[Any]],
-                             template: bool, first: bool = True) -> None:
-        """Write the launch record with the captures done so far (``first``: and status)."""
+                             template: bool, first: bool = True) -> list[str] | None:
+        """Write the launch record with the captures done so far; return what is pending.
+
+        The first write claims the run: the ``launched`` status is written create-only, and
+        a job name that already has a run that started is left alone (nothing written)."""
         record = self._fill_capture(base, futures)
-        if not template and not record["pending"]:
-            self._check_duplicate(record)
-        self.latest_launch_record = record
-        store = self._store()
         diff = record["code"].pop("_diff", "")
+        store = self._store()
         if template:
             record["run_id"] = None
+            self.latest_launch_record = record
             self._put(store, f"{self._launch_key}.json", dumps(record))
             if diff:
                 self._put(store, f"{self._launch_key}.diff", diff.encode())
-            return
+            return None
         prefix = run_prefix(self._experiment, record["run_id"])
+        if first and not self._claim_run(store, prefix, record):
+            return None
+        if not record["pending"]:
+            self._check_duplicate(record)
+        self.latest_launch_record = record
         if diff:
             self._put(store, f"{prefix}/{RUN_FILES['diff']}", diff.encode())
         self._put(store, f"{prefix}/{RUN_FILES['run']}", dumps(record))
-        if first:
-            # only where the job has not reported yet: a fast job may be running already
-            self._put(store, f"{prefix}/{RUN_FILES['status']}", dumps({
-                "format": FORMAT, "run_id": record["run_id"], "experiment": self._experiment,
-                "status": "launched", "started": None, "updated": record["created"],
-                "ended": None, "attempt": 0, "last_epoch": None, "metrics": {},
-                "failure": None,
-            }), if_absent=True)
+        pending: list[str] | None = record["pending"]
+        return pending
+
+    def _claim_run(self, store: Any, prefix: str, record: dict[str, Any]) -> bool:
+        """Write the ``launched`` status unless the run id already has a run that started."""
+        key = f"{prefix}/{RUN_FILES['status']}"
+        status = dumps({
+            "format": FORMAT, "run_id": record["run_id"], "experiment": self._experiment,
+            "status": "launched", "started": None, "updated": record["created"],
+            "ended": None, "attempt": 0, "last_epoch": None, "metrics": {}, "failure": None,
+        })
+        if self._put(store, key, status, if_absent=True):
+            self._fit_run_id = record["run_id"]
+            return True
+        try:
+            existing = json.loads(store.get(key)).get("status")
+        except Exception:
+            existing = None
+        if existing in (None, "launched"):  # an earlier launch of this name that never ran
+            self._put(store, key, status)
+            self._fit_run_id = record["run_id"]
+            return True
+        msg = (f"sagetrack: job name {record['run_id']} already has a run ({existing}) in "
+               f"experiment {self._experiment}; its records are left as they are and this "
+               "launch is not recorded. Use a new job_name.")
+        log.warning(msg)
+        warnings.warn(msg, TrackingWarning, stacklevel=5)
+        return False
 
     def _check_duplicate(self, record: dict[str, Any]) -> None:
         """Warn about (or, with ``skip_if_done``, skip for) a completed identical run.
@@ -515,9 +541,13 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
                    if name.removesuffix(".json") != record["run_id"]]
         found = None
         if earlier:  # one status read per earlier launch of this work, read concurrently
-            with concurrent.futures.ThreadPoolExecutor(
-                    max_workers=min(8, len(earlier)), thread_name_prefix="sagetrack") as pool:
-                statuses = list(pool.map(lambda run: run.status, earlier))
+            try:
+                with concurrent.futures.ThreadPoolExecutor(
+                        max_workers=min(8, len(earlier)), thread_name_prefix="sagetrack"
+                ) as pool:
+                    statuses = list(pool.map(lambda run: run.status, earlier))
+            except RuntimeError:  # no new threads at interpreter shutdown: one by one
+                statuses = [run.status for run in earlier]
             found = next((run for run, status in zip(earlier, statuses, strict=True)
                           if status == "completed"), None)
         if found is None or not getattr(self, "_skip_if_done", False):  # it will launch
@@ -527,12 +557,13 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             return None  # repeating a run on purpose: no warning about the same work
         return found
 
-    def _put(self, store: Any, key: str, data: bytes, *, if_absent: bool = False) -> None:
+    def _put(self, store: Any, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        """Write ``key``; False when ``if_absent`` and it exists. Failures keep a copy."""
         try:
             if if_absent:
-                store.put_if_absent(key, data)
-            else:
-                store.put(key, data)
+                return bool(store.put_if_absent(key, data))
+            store.put(key, data)
+            return True
         except Exception:
             LocalBackend(UNSENT_DIR / _uri_folder(self.tracking_uri)).put(key, data)
             raise
@@ -648,15 +679,19 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
         }
 
     def _record_outcome(self, error: BaseException | None) -> None:
-        self.wait_for_launch_record()
+        # after an error (Ctrl-C included) do not wait long for a slow input listing
+        self.wait_for_launch_record(None if error is None else 5.0)
         job = getattr(self, "latest_training_job", None)
-        if job is None and error is not None and self.latest_launch_record:
-            # CreateTrainingJob itself failed: the run never started
-            self._try("record the launch failure", self._write_job_doc,
-                      self.latest_launch_record["run_id"],
-                      {"status": "Failed", "failure_reason": f"{type(error).__name__}: {error}",
-                       "stage": "create"})
-            return
+        claimed = getattr(self, "_fit_run_id", None)  # the run this fit() recorded
+        if error is not None:
+            if claimed is None:
+                return  # failed before anything was recorded
+            if job is None or job.name != claimed:
+                # CreateTrainingJob itself failed: the run never started
+                self._try("record the launch failure", self._write_job_doc, claimed,
+                          {"status": "Failed", "stage": "create",
+                           "failure_reason": f"{type(error).__name__}: {error}"})
+                return
         if job is None:
             return
 
@@ -721,7 +756,7 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
 
 
 _TARBALLS = threading.local()
-_MAX_TARBALL_COPY = 512 * 1024 * 1024
+_MAX_TARBALL_COPY = 64 * 1024 * 1024  # larger ones are downloaded in the background
 
 
 @contextlib.contextmanager
