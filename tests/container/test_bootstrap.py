@@ -199,8 +199,9 @@ def test_only_the_chief_writes_run_records(tmp_path, hosts, current, extra, chie
 
 
 @contextlib.contextmanager
-def blackhole_endpoint() -> Iterator[tuple[str, list[socket.socket]]]:
-    """An endpoint that accepts connections and never answers."""
+def blackhole_endpoint(contacted: Path | None = None
+                       ) -> Iterator[tuple[str, list[socket.socket]]]:
+    """An endpoint that accepts connections and never answers (creates ``contacted`` then)."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(64)
@@ -214,6 +215,8 @@ def blackhole_endpoint() -> Iterator[tuple[str, list[socket.socket]]]:
                 held.append(server.accept()[0])
             except OSError:
                 continue
+            if contacted is not None:
+                contacted.touch()
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
@@ -229,38 +232,33 @@ def blackhole_endpoint() -> Iterator[tuple[str, list[socket.socket]]]:
 
 def test_a_hanging_store_never_hangs_the_jobs_exit(tmp_path, fault_report):
     """S3 accepts connections and never answers: the job still exits within the bound."""
-    with blackhole_endpoint() as (url, held):
-        start = time.monotonic()
-        out = run_script(tmp_path, "print('trained')\n", env={
+    contacted = tmp_path / "contacted"
+    # the script ends once the store has been contacted (however long the writer thread
+    # takes to start on a loaded machine), so the exit is what is timed
+    script = f"""
+        import os, time
+        deadline = time.monotonic() + 120
+        while not os.path.exists({str(contacted)!r}) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        print('trained', flush=True)
+    """
+    with blackhole_endpoint(contacted) as (url, _held):
+        proc = run_script(tmp_path, script, wait=False, env={
             "SAGETRACK_URI": "s3://bucket/track", "SAGETRACK_EXIT_TIMEOUT": "3",
             "AWS_ENDPOINT_URL": url,
             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "us-east-1"})
-        elapsed = time.monotonic() - start
-        contacted = bool(held)
+        assert proc.stdout.readline().strip() == "trained", proc.stderr.read()[-2000:]
+        ending = time.monotonic()
+        proc.wait(60)
+        elapsed = time.monotonic() - ending
     fault_report.injected(1)
-    assert out.returncode == 0 and "trained" in out.stdout
-    assert contacted, "the store was never contacted"
-    assert elapsed < 3 + 10  # the exit bound plus interpreter start and teardown
+    assert contacted.exists(), "the store was never contacted"
+    assert proc.returncode == 0
+    assert elapsed < 3 + 5  # the exit bound plus interpreter teardown
     # everything is in the local copy, ready to be ingested
     mirror = Store(str(tmp_path / "opt_ml/output/data/sagetrack")).run("job-1")
     assert mirror.status == "completed"
-
-
-def test_four_simulated_hosts_give_one_writer(tmp_path):
-    hosts = json.dumps([f"algo-{i}" for i in range(1, 5)])
-    procs = [run_script(tmp_path / f"h{i}", KERAS_SCRIPT, args=["--epochs", "2"], wait=False,
-                        env={"SM_HOSTS": hosts, "SM_CURRENT_HOST": f"algo-{i}",
-                             "SAGETRACK_URI": str(tmp_path / "store")})
-             for i in range(1, 5)]
-    for proc in procs:
-        assert proc.wait(300) == 0, proc.stderr.read()[-2000:]
-    run_dir = tmp_path / "store/exp/job-1"
-    assert sorted(p.name for p in (run_dir / "hosts").iterdir()) == [
-        f"algo-{i}.json" for i in range(1, 5)]
-    run = Store(str(tmp_path / "store")).run("job-1")
-    assert list(run.metrics.index) == [1, 2] and len(run.epochs) == 2
-    assert run.environment["host"] == "algo-1" and run.status == "completed"
 
 
 @pytest.mark.parametrize("sagemaker_api", ["refuses", "hangs"])

@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType, ModuleType
 from typing import Any
@@ -115,12 +116,16 @@ class _Exit:
         self.exc: BaseException | None = None
         self.exit_code: Any = None
         self.stopped = False
-        self.launch: threading.Thread | None = None  # builds run.json from a template
+        self.launch: threading.Event | None = None  # set once run.json is handed over
 
-    def wait_for_launch(self, timeout: float) -> None:
-        """Let a short script's launch record land before the final flush (bounded)."""
-        if self.launch is not None:
-            self.launch.join(timeout)
+    def wait_for_launch(self, timeout: float) -> float:
+        """Let a short script's run.json (from a template) reach the writer before the
+        final flush; return the seconds left of ``timeout`` for that flush."""
+        if self.launch is None:
+            return timeout
+        start = time.monotonic()
+        self.launch.wait(timeout / 2)
+        return max(0.0, timeout - (time.monotonic() - start))
 
 
 def activate(environ: Any = os.environ) -> Recorder | None:
@@ -157,16 +162,24 @@ def activate(environ: Any = os.environ) -> Recorder | None:
 
     state = _Exit()
     if config.chief and config.launch_key:
-        state.launch = threading.Thread(target=_record_from_template,
-                                        args=(store, writer, config),
-                                        name="sagetrack-launch", daemon=True)
-        state.launch.start()
+        state.launch = threading.Event()
+        threading.Thread(target=_record_from_template, args=(store, writer, config, state.launch),
+                         name="sagetrack-launch", daemon=True).start()
     _install_exit_handlers(recorder, state)
     return recorder
 
 
 @safe
-def _record_from_template(store: Any, writer: RecordWriter, config: JobConfig) -> None:
+def _record_from_template(store: Any, writer: RecordWriter, config: JobConfig,
+                          written: threading.Event) -> None:
+    try:
+        _write_record_from_template(store, writer, config, written)
+    finally:
+        written.set()  # done, or failed: nothing to wait for at exit
+
+
+def _write_record_from_template(store: Any, writer: RecordWriter, config: JobConfig,
+                                written: threading.Event) -> None:
     """Create this job's launch record from the template the client wrote.
 
     Jobs started by a HyperparameterTuner or a pipeline get their name from the service,
@@ -193,6 +206,7 @@ def _record_from_template(store: Any, writer: RecordWriter, config: JobConfig) -
                   params=redact_mapping(hps), launch_template=config.launch_key)
     record.setdefault("inputs", {})
     writer.set("run.json", dict(record))  # complete but for the inputs, in case the next step hangs
+    written.set()
     described = _inputs_from_describe(config.run_id)
     if described:
         record["inputs"] = described
@@ -267,10 +281,11 @@ def _install_exit_handlers(recorder: Recorder, state: _Exit) -> None:
 
     @safe
     def at_exit() -> None:
-        if not state.stopped:
-            state.wait_for_launch(_exit_timeout() / 2)
+        left = _exit_timeout()
+        if not state.stopped:  # else the SIGTERM handler has recorded the end
+            left = state.wait_for_launch(left)
             _finish(recorder, state)
-        recorder.close(_exit_timeout())
+        recorder.close(left)
 
     atexit.register(at_exit)
     _install_sigterm(recorder, state)
@@ -301,9 +316,9 @@ def _install_sigterm(recorder: Recorder, state: _Exit) -> None:
     def on_sigterm(signum: int, frame: FrameType | None) -> Any:
         try:
             state.stopped = True
-            state.wait_for_launch(_exit_timeout() / 2)
+            left = state.wait_for_launch(_exit_timeout())
             _finish(recorder, state)
-            recorder.close(_exit_timeout())
+            recorder.close(left)
         except Exception:
             if strict_mode():
                 raise
