@@ -154,14 +154,34 @@ def test_long_epochs_of_batch_rows_are_chunked_so_a_flush_rewrites_one_chunk(tmp
     assert rec.writer.pending == 0
     chunk_keys = sorted(k for k in store.written if "/batches/" in k)
     assert [k.rsplit("/", 1)[1] for k in chunk_keys] == [
-        "000001-0000.jsonl", "000001-0001.jsonl", "000001-0002.jsonl"]
+        "000001-001-00000.jsonl", "000001-001-00001.jsonl", "000001-001-00002.jsonl"]
     # one more row: only the last chunk is written again, not the whole epoch
     before = dict(store.written)
     rec.log_batch(1, total, total + 1, {"loss": 0.0})
     assert rec.writer.close(10)
     grown = [k.rsplit("/", 1)[1] for k in store.written
              if "/batches/" in k and store.written[k] != before.get(k, 0)]
-    assert grown == ["000001-0002.jsonl"]
+    assert grown == ["000001-001-00002.jsonl"]
     batches = Store(str(tmp_path)).run("job-1").batches
     assert list(batches.index) == list(range(1, total + 2))
     assert batches["loss"].iloc[-2] == pytest.approx(1.0 / total)
+
+
+def test_a_restarted_attempt_never_overwrites_batch_rows_and_its_rows_win(tmp_path):
+    from sagetrack.store.reader import Store
+
+    from .helpers import make_recorder
+
+    first = make_recorder(tmp_path, track_batches=1)
+    first.start()
+    for batch in range(1500):  # epoch 1, two chunks, then the job is stopped
+        first.log_batch(1, batch, batch + 1, {"loss": 1.0})
+    assert first.writer.close(10)
+    again = make_recorder(tmp_path, track_batches=1)
+    again.attempt = 2
+    for batch in range(500):  # the restart redoes the start of epoch 1, then dies too
+        again.log_batch(1, batch, batch + 1, {"loss": 2.0})
+    assert again.writer.close(10)
+    batches = Store(str(tmp_path)).run("job-1").batches
+    assert list(batches.index) == list(range(1, 1501))  # each step once, in order
+    assert (batches["loss"].iloc[:500] == 2.0).all() and (batches["loss"].iloc[500:] == 1.0).all()

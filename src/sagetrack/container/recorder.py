@@ -167,7 +167,8 @@ class Recorder:
                "metrics": _clean(values), "attempt": self.attempt}
         count = self._batch_rows.get(epoch, 0)
         self._batch_rows[epoch] = count + 1
-        self.writer.append(batch_file(epoch, count // BATCH_CHUNK_ROWS), row, urgent=False)
+        self.writer.append(batch_file(epoch, self.attempt, count // BATCH_CHUNK_ROWS), row,
+                           urgent=False)
 
     @property
     def batches_recorded(self) -> int:

@@ -9,7 +9,8 @@ Layout (version ``sagetrack/1``, documented in ``docs/record-format.md``)::
                                         /hosts/<host>.json host environment (every host)
                                         /metrics.jsonl     one row per epoch
                                         /steps.jsonl       log_metrics() and output-scraped rows
-                                        /batches/<epoch>-<chunk>.jsonl  every-N-batches rows
+                                        /batches/<epoch>-<attempt>-<chunk>.jsonl
+                                                           every-N-batches rows
                                         /model.json        files saved under SM_MODEL_DIR
                                         /job.json          job outcome seen by the client
     <tracking_uri>/_launch/<experiment>/<name>.json        launch template (tuner, pipeline)
@@ -54,9 +55,10 @@ RUN_FILES = {
 BATCH_CHUNK_ROWS = 1000
 
 
-def batch_file(epoch: int, chunk: int) -> str:
-    """The series that holds chunk ``chunk`` (from 0) of ``epoch``'s batch rows."""
-    return f"batches/{epoch:06d}-{chunk:04d}.jsonl"
+def batch_file(epoch: int, attempt: int, chunk: int) -> str:
+    """The series that holds chunk ``chunk`` (from 0) of ``epoch``'s batch rows recorded
+    by ``attempt`` (a restarted job never overwrites an earlier attempt's rows)."""
+    return f"batches/{epoch:06d}-{attempt:03d}-{chunk:05d}.jsonl"
 
 
 _EXPERIMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}")

@@ -230,7 +230,10 @@ class Run:
                          **(r.get("metrics") or {})} for r in self._jsonl(name))
         if not rows:
             return pd.DataFrame(index=pd.Index([], name="step"))
-        return pd.DataFrame(rows).set_index("step")
+        # files are read in name order (epoch, attempt, chunk): where a restarted attempt
+        # recorded a batch again, its row wins
+        frame = pd.DataFrame(rows).drop_duplicates(["epoch", "batch"], keep="last")
+        return frame.sort_values("step", kind="stable").set_index("step")
 
     def _prime(self, **documents: Any) -> Run:
         """Seed cached documents read elsewhere (the run index); returns ``self``."""
