@@ -461,3 +461,32 @@ def test_a_capture_that_raises_leaves_an_error_in_the_record_not_a_lost_record(
     assert run.inputs["training"]["uri"] == f"s3://{aws.bucket}/data"
     assert run.inputs["training"]["error"] == "RuntimeError: listing exploded"
     assert run.status == "launched" and run.record["pending"] is None
+
+
+def test_a_listing_past_its_first_page_never_holds_up_the_launch(aws, tmp_path):
+    """Even with a generous budget, fit() does not wait for page two of a big prefix:
+    the listing continues once the record is written, and completes it afterwards."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: aws.s3.put_object(Bucket=aws.bucket, Key=f"big/{i:05d}",
+                                                  Body=b"x"), range(1001)))
+    (tmp_path / "train.py").write_text("pass\n")
+    store = tmp_path / "store" / "default"
+    session = aws.sagemaker_session()
+    est = TensorFlow(source_dir=str(tmp_path), sagemaker_session=session,
+                     tracking_uri=str(tmp_path / "store"), **COMMON)
+    at_page_two: list[Any] = []
+
+    def on_list(params: dict[str, Any], **_: Any) -> None:
+        if params.get("ContinuationToken"):  # page two: what was recorded by then?
+            at_page_two.extend(json.loads(p.read_text())["pending"]
+                               for p in store.glob("*/run.json"))
+
+    est._s3_client().meta.events.register("before-parameter-build.s3.ListObjectsV2", on_list)
+    started = time.monotonic()
+    est.fit(f"s3://{aws.bucket}/big", wait=False)  # the suite's budget is 60 s
+    assert time.monotonic() - started < 60
+    run = est.latest_run
+    assert at_page_two == [["inputs.training"]]  # written, with the listing pending
+    assert run.record["pending"] is None and run.inputs["training"]["objects"] == 1001

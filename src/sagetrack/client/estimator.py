@@ -46,7 +46,7 @@ from ..container.writer import TrackingWarning
 from ..errors import ConfigurationError
 from ..store.backends import LocalBackend, open_backend, validate_uri
 from ..store.layout import FORMAT, RUN_FILES, dumps, now_iso, run_prefix, validate_experiment
-from .provenance import code_tarball_info, fingerprint_channel, git_info
+from .provenance import LaunchGate, code_tarball_info, fingerprint_channel, git_info
 from .staging import BOOTSTRAP_NAMES, bootstrap_paths
 
 __all__ = ["TensorFlow", "default_tracking_uri"]
@@ -307,35 +307,39 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             self.environment = dict(self._user_environment) or None
             super()._prepare_for_training(job_name=job_name)
             return
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=4,
-                                                     thread_name_prefix="sagetrack")
-        futures = self._start_capture(pool)
         template = not self._in_fit or self._pipeline_session()
-        self.environment = self._container_environment(template)
-        user_dependencies: Any = self.dependencies  # type: ignore[has-type]
-        self.dependencies = [*(user_dependencies or []), *staged]
-        try:
-            with _code_tarball_capture() as tarballs:
-                super()._prepare_for_training(job_name=job_name)
-        finally:
-            self.dependencies = user_dependencies
-        uploaded = getattr(self, "uploaded_code", None)
-        if uploaded is not None:
-            futures["tarball"] = pool.submit(
-                code_tarball_info, self._s3_client(), uploaded.s3_prefix,
-                exclude=BOOTSTRAP_NAMES, local_copy=tarballs[-1] if tarballs else None)
-        # Capture ran beside the SDK's packing and upload; fit() then waits at most the
-        # launch budget for what is left. The record is written before the job is created,
-        # with "pending" naming what is not done yet (typically the listing of a large
-        # input prefix), which a background thread completes while SageMaker provisions
-        # the job. A duplicate-work check that must decide before launching (skip_if_done)
-        # and a template (read by the jobs) wait for everything.
+        # a duplicate-work check that must decide before launching (skip_if_done) and a
+        # template (read by the jobs) wait for every capture
         wait_all = template or getattr(self, "_skip_if_done", False)
-        concurrent.futures.wait(futures.values(),
-                                timeout=None if wait_all else LAUNCH_BUDGET_S)
-        base = self._try("build the launch record", self._launch_record_base)
-        pending = None if base is None else self._try(
-            "write the launch record", self._write_launch_record, base, futures, template)
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=16,
+                                                     thread_name_prefix="sagetrack")
+        gate = LaunchGate(opened=wait_all)
+        try:
+            futures = self._start_capture(pool, gate)
+            self.environment = self._container_environment(template)
+            user_dependencies: Any = self.dependencies  # type: ignore[has-type]
+            self.dependencies = [*(user_dependencies or []), *staged]
+            try:
+                with _code_tarball_capture() as tarballs:
+                    super()._prepare_for_training(job_name=job_name)
+            finally:
+                self.dependencies = user_dependencies
+            uploaded = getattr(self, "uploaded_code", None)
+            if uploaded is not None:
+                futures["tarball"] = pool.submit(
+                    code_tarball_info, self._s3_client(), uploaded.s3_prefix,
+                    exclude=BOOTSTRAP_NAMES, local_copy=tarballs[-1] if tarballs else None)
+            # Capture ran beside the SDK's packing and upload; fit() now waits at most the
+            # launch budget for what is left, and not at all for listings past their first
+            # page (parked at the gate until the launch is done). The record is written
+            # before the job is created, with "pending" naming what is not done yet, which
+            # a background thread completes while SageMaker provisions the job.
+            _wait_for_captures(futures, gate, None if wait_all else LAUNCH_BUDGET_S)
+            base = self._try("build the launch record", self._launch_record_base)
+            pending = None if base is None else self._try(
+                "write the launch record", self._write_launch_record, base, futures, template)
+        finally:
+            gate.open()
         if pending:
             self._finisher = threading.Thread(
                 target=self._complete_launch_record, args=(base, futures, pool),
@@ -407,7 +411,7 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             client = session.boto_session.client("s3", region_name=session.boto_region_name)
         return client
 
-    def _start_capture(self, pool: concurrent.futures.ThreadPoolExecutor
+    def _start_capture(self, pool: concurrent.futures.ThreadPoolExecutor, gate: LaunchGate
                        ) -> dict[str, concurrent.futures.Future[Any]]:
         source = self.source_dir if isinstance(self.source_dir, str) else (
             os.path.dirname(os.path.abspath(self.entry_point))
@@ -423,7 +427,8 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             channels = self._channels(self._fit_inputs)
             s3 = self._s3_client()
             for name, (uri, data_type) in channels.items():
-                futures[f"input:{name}"] = pool.submit(fingerprint_channel, s3, uri, data_type)
+                futures[f"input:{name}"] = pool.submit(fingerprint_channel, s3, uri, data_type,
+                                                       gate=gate)
         return futures
 
     @staticmethod
@@ -753,6 +758,21 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             log.warning(msg)
             warnings.warn(msg, TrackingWarning, stacklevel=3)
             return None
+
+
+def _wait_for_captures(futures: dict[str, concurrent.futures.Future[Any]], gate: LaunchGate,
+                       timeout: float | None) -> None:
+    """Wait until every capture is done or parked at the gate, or ``timeout`` passes."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        waiting = [f for f in futures.values() if not f.done()]
+        if not waiting or len(waiting) <= gate.parked:
+            return
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return
+        concurrent.futures.wait(waiting, timeout=0.02 if left is None else min(left, 0.02),
+                                return_when=concurrent.futures.FIRST_COMPLETED)
 
 
 _TARBALLS = threading.local()

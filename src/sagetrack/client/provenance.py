@@ -18,13 +18,14 @@ import logging
 import os
 import subprocess
 import tarfile
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from .._redact import redact_text, strip_url_credentials
 
-__all__ = ["DIFF_LIMIT", "code_tarball_info", "fingerprint_channel", "git_info"]
+__all__ = ["DIFF_LIMIT", "LaunchGate", "code_tarball_info", "fingerprint_channel", "git_info"]
 
 log = logging.getLogger("sagetrack")
 
@@ -195,7 +196,35 @@ def _fingerprint_local(path: str, content_budget: int = 1 << 30) -> dict[str, An
             "method": "content" if hashed == total else "content+mtime"}
 
 
-def _fingerprint_s3(s3_client: Any, uri: str, *, manifest: bool = False) -> dict[str, Any]:
+class LaunchGate:
+    """Holds the long part of a capture (a listing's second page onwards) until the launch
+    is done, so that parsing thousands of keys does not compete with the launch for the
+    GIL; the launch sees which captures are parked and stops waiting for them."""
+
+    def __init__(self, *, opened: bool = False) -> None:
+        self._open = threading.Event()
+        self._lock = threading.Lock()
+        self.parked = 0
+        if opened:
+            self._open.set()
+
+    def open(self) -> None:
+        self._open.set()
+
+    def wait_turn(self) -> None:
+        if self._open.is_set():
+            return
+        with self._lock:
+            self.parked += 1
+        try:
+            self._open.wait()
+        finally:
+            with self._lock:
+                self.parked -= 1
+
+
+def _fingerprint_s3(s3_client: Any, uri: str, *, manifest: bool = False,
+                    gate: LaunchGate | None = None) -> dict[str, Any]:
     parsed = urlparse(uri)
     bucket, prefix = parsed.netloc, parsed.path.lstrip("/")
     versioned = False
@@ -212,6 +241,8 @@ def _fingerprint_s3(s3_client: Any, uri: str, *, manifest: bool = False) -> dict
                 if v.get("IsLatest"):
                     rows.append((v["Key"], v["Size"], v.get("ETag", "").strip('"'),
                                  v.get("VersionId") or ""))
+            if gate is not None and page.get("IsTruncated"):
+                gate.wait_turn()
     else:
         for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
                                                                          Prefix=prefix):
@@ -219,6 +250,8 @@ def _fingerprint_s3(s3_client: Any, uri: str, *, manifest: bool = False) -> dict
                 rows.append((obj["Key"], obj["Size"], obj.get("ETag", "").strip('"'), ""))
             if len(rows) and len(rows) % 100_000 == 0:
                 log.info("sagetrack: fingerprinting %s: %d objects so far", uri, len(rows))
+            if gate is not None and page.get("IsTruncated"):
+                gate.wait_turn()
     # like SageMaker's S3Prefix, every key that starts with the prefix belongs to the channel
     rows.sort()
     digest = hashlib.sha256()
@@ -229,14 +262,16 @@ def _fingerprint_s3(s3_client: Any, uri: str, *, manifest: bool = False) -> dict
             **({"manifest": True} if manifest else {})}
 
 
-def fingerprint_channel(s3_client: Any, uri: str, data_type: str = "S3Prefix"
-                        ) -> dict[str, Any]:
-    """Fingerprint one channel; errors are recorded in the result, never raised."""
+def fingerprint_channel(s3_client: Any, uri: str, data_type: str = "S3Prefix", *,
+                        gate: LaunchGate | None = None) -> dict[str, Any]:
+    """Fingerprint one channel; errors are recorded in the result, never raised.
+
+    With a ``gate``, a listing longer than one page waits for it after the first page."""
     try:
         if uri.startswith("file://"):
             return {"uri": uri, **_fingerprint_local(urlparse(uri).path)}
         if uri.startswith("s3://"):
-            return {"uri": uri, **_fingerprint_s3(s3_client, uri,
+            return {"uri": uri, **_fingerprint_s3(s3_client, uri, gate=gate,
                                                   manifest=data_type != "S3Prefix")}
         return {"uri": uri, "note": "not an s3:// or file:// input: not fingerprinted"}
     except Exception as exc:
