@@ -13,8 +13,11 @@ Variants (same model, same data, same seed; ``fit`` on uint8 CIFAR-format arrays
 
 One *round* runs one ``fit`` per variant, the starting variant rotated each round
 (ABC, BCA, CAB, ...); round 0 is a warm-up (graph tracing, first S3 client, MLflow's
-database) and is discarded. A trial's epoch time is ``fit`` wall time / epochs. Ratios are
-taken per round against that round's untracked trial, so slow drifts of the machine cancel.
+database) and is discarded. A trial's epoch time is the time from the ``fit`` call to the
+``on_train_end`` of a timing callback placed after every other callback, per epoch: all the
+tracker's work, without Keras' teardown after training (which on some machines stalls for
+seconds whatever the callbacks; the whole call is reported beside it). Ratios are taken per
+round against that round's untracked trial, so slow drifts of the machine cancel.
 
     python benchmarks/training_overhead.py            # full run (~6 min on 2 cores)
     python benchmarks/training_overhead.py --quick    # smoke run (~1 min)
@@ -59,6 +62,7 @@ class Trial:
     records: int | None = None
     writer_cpu_s: float | None = None
     store_writes: int | None = None
+    fit_s: float | None = None  # the whole fit() call, Keras' teardown included
 
     @property
     def epoch_s(self) -> float:
@@ -260,11 +264,16 @@ def run_trial(bench: Bench, variant: str, round_no: int, device: Any) -> Trial:
         # records): count only what they use during the fit
         writer0 = _common.thread_cpu("sagetrack", exclude=threads_before)
         writes0 = getattr(rec.writer, "uploads", 0) if rec is not None else 0
+        timer = _end_of_training_timer()
         with device, contextlib.redirect_stdout(devnull):  # the #sagetrack metric lines
             cpu0, t0 = time.process_time(), time.perf_counter()
             bench.model.fit(bench.x, bench.y, batch_size=args.batch_size, epochs=args.epochs,
-                            shuffle=False, verbose=0, callbacks=cbs or None)
-            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+                            shuffle=False, verbose=0, callbacks=[*cbs, timer])
+            fit_s, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        # from the call to the last callback's on_train_end: everything every callback did
+        # (sagetrack's run first), without Keras' teardown after training, which on this
+        # machine sometimes stalls ~4 s whatever the callbacks (see docs/benchmarks.md)
+        wall = timer.ended - t0 if timer.ended is not None else fit_s
         if rec is not None:
             # what the fit handed to the writer (its last epoch included) is written
             # after fit() returns: let it be written, outside the timed region, and count
@@ -278,7 +287,21 @@ def run_trial(bench: Bench, variant: str, round_no: int, device: Any) -> Trial:
                                   else 1)
         if records != expected:
             raise RuntimeError(f"{variant}: {records} rows recorded, expected {expected}")
-    return Trial(variant, round_no, wall, cpu, args.epochs, load, records, writer_cpu, writes)
+    return Trial(variant, round_no, wall, cpu, args.epochs, load, records, writer_cpu, writes,
+                 fit_s)
+
+
+def _end_of_training_timer() -> Any:
+    """A Keras callback, placed last, that notes when on_train_end reached it."""
+    import keras
+
+    class EndOfTraining(keras.callbacks.Callback):  # type: ignore[misc]
+        ended: float | None = None
+
+        def on_train_end(self, logs: Any = None) -> None:
+            self.ended = time.perf_counter()
+
+    return EndOfTraining()
 
 
 # -- analysis ------------------------------------------------------------------------------
@@ -306,6 +329,9 @@ def analyse(trials: list[Trial], variants: list[str]) -> dict[str, Any]:
             "writer_cpu_per_fit_s": summarize(writer) if writer else None,
             "cpu_per_epoch_s": summarize([t.cpu_s / t.epochs for t in mine]),
             "ratio": summarize(ratios), "cpu_ratio": summarize(cpu_ratios)}
+        whole = [t.fit_s for t in mine if t.fit_s is not None]
+        if whole:
+            row["fit_s"] = summarize(whole)
         if writer and v != "untracked" and "untracked" in out:
             # a load-independent bound: the writer threads' CPU as a share of the
             # fastest untracked epoch (the least-disturbed one: the larger share)
@@ -335,7 +361,7 @@ def report(result: dict[str, Any], variants: list[str], args: argparse.Namespace
     rows = []
     for v in variants:
         if v not in result:
-            rows.append([v, "skipped", "", "", "", "", "", "", ""])
+            rows.append([v, "skipped", "", "", "", "", "", "", "", ""])
             continue
         r = result[v]
         e, ratio, cpu = r["epoch_s"], r["ratio"], r["cpu_ratio"]
@@ -350,9 +376,14 @@ def report(result: dict[str, Any], variants: list[str], args: argparse.Namespace
                      "1.000" if v == "untracked" else fmt_ratio(r["min_ratio"]),
                      "1.000" if v == "untracked" else fmt_ratio(cpu["median"]),
                      f"{w['median'] * 1e3:.1f} ({r['writer_cpu_share'] * 100:.2f}%)"
-                     if w and "writer_cpu_share" in r else "", target])
+                     if w and "writer_cpu_share" in r else "", target,
+                     f"{fmt_s(r['fit_s']['median'])} [{fmt_s(r['fit_s']['min'])}-"
+                     f"{fmt_s(r['fit_s']['max'])}]" if "fit_s" in r else ""])
     notes = [f"{rounds} measured rounds after 1 warm-up round; {args.epochs} epoch(s) of "
              f"{args.images} images (batch {args.batch_size}) per fit; device {args.device}.",
+             "Epoch time: from the fit() call to the last callback's on_train_end (every "
+             "callback's work, the tracker's first), per epoch; whole fit(): the call until "
+             "it returns, Keras' teardown included, median [min-max].",
              "Ratio: median over rounds of (variant epoch time / same round's untracked "
              "epoch time); spread: IQR [min-max] of those ratios. Ratio of minima: fastest "
              "trial of the variant / fastest untracked trial. CPU: process CPU seconds, "
@@ -369,7 +400,7 @@ def report(result: dict[str, Any], variants: list[str], args: argparse.Namespace
                 ["variant", "median epoch (s)", "min-max (s)", "ratio to untracked",
                  "ratio IQR [min-max]", "ratio of minima", "CPU ratio",
                  "writer CPU/fit, ms (% of epoch)",
-                 "target"],
+                 "target", "whole fit() (s)"],
                 rows, notes)
 
 
