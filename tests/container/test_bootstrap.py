@@ -261,6 +261,22 @@ def test_a_hanging_store_never_hangs_the_jobs_exit(tmp_path, fault_report):
     assert mirror.status == "completed"
 
 
+def test_four_simulated_hosts_give_one_writer(tmp_path):
+    hosts = json.dumps([f"algo-{i}" for i in range(1, 5)])
+    procs = [run_script(tmp_path / f"h{i}", KERAS_SCRIPT, args=["--epochs", "2"], wait=False,
+                        env={"SM_HOSTS": hosts, "SM_CURRENT_HOST": f"algo-{i}",
+                             "SAGETRACK_URI": str(tmp_path / "store")})
+             for i in range(1, 5)]
+    for proc in procs:
+        assert proc.wait(300) == 0, proc.stderr.read()[-2000:]
+    run_dir = tmp_path / "store/exp/job-1"
+    assert sorted(p.name for p in (run_dir / "hosts").iterdir()) == [
+        f"algo-{i}.json" for i in range(1, 5)]
+    run = Store(str(tmp_path / "store")).run("job-1")
+    assert list(run.metrics.index) == [1, 2] and len(run.epochs) == 2
+    assert run.environment["host"] == "algo-1" and run.status == "completed"
+
+
 @pytest.mark.parametrize("sagemaker_api", ["refuses", "hangs"])
 def test_tuner_job_turns_the_launch_template_into_its_run_record(tmp_path, sagemaker_api):
     """A script that ends at once still gets its run.json, even if DescribeTrainingJob hangs."""
