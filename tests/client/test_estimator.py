@@ -490,3 +490,36 @@ def test_a_listing_past_its_first_page_never_holds_up_the_launch(aws, tmp_path):
     run = est.latest_run
     assert at_page_two == [["inputs.training"]]  # written, with the listing pending
     assert run.record["pending"] is None and run.inputs["training"]["objects"] == 1001
+
+
+def test_launches_in_a_loop_never_wait_for_an_earlier_launch_record(aws, tmp_path, monkeypatch):
+    """A sweep of fit(wait=False) calls over a slow input is not serialised by tracking."""
+    import threading
+
+    import sagetrack.client.estimator as estimator_module
+
+    monkeypatch.setattr(estimator_module, "LAUNCH_BUDGET_S", 0.1)
+    (tmp_path / "train.py").write_text("pass\n")
+    aws.s3.put_object(Bucket=aws.bucket, Key="big/0", Body=b"x")
+    est = TensorFlow(source_dir=str(tmp_path), sagemaker_session=aws.sagemaker_session(),
+                     tracking_uri=str(tmp_path / "store"), **COMMON)
+    release = threading.Event()
+
+    def slow_listing(**_: Any) -> None:
+        release.wait(120)  # released below, once both launches have returned
+
+    est._s3_client().meta.events.register("before-call.s3.ListObjectsV2", slow_listing)
+    jobs = []
+    for epochs in (1, 2):
+        est.set_hyperparameters(epochs=epochs)
+        est.fit(f"s3://{aws.bucket}/big", wait=False)
+        jobs.append(est.latest_training_job.name)
+    assert not release.is_set() and len(set(jobs)) == 2
+    assert est.latest_launch_record["run_id"] == jobs[1]
+    release.set()
+    assert est.wait_for_launch_record(60)["run_id"] == jobs[1]
+    store = Store(str(tmp_path / "store"))
+    for job, epochs in zip(jobs, (1, 2), strict=True):
+        run = store.run(job)
+        assert run.record["pending"] is None and run.inputs["training"]["objects"] == 1
+        assert str(run.params["epochs"]) == str(epochs)

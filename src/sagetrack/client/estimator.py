@@ -280,7 +280,6 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
         """
         if not self._tracking:
             return super().fit(inputs, wait, logs, job_name, experiment_config)
-        self.wait_for_launch_record()  # the previous fit()'s record completes first
         self._fit_inputs, self._in_fit, self._skip_if_done = inputs, True, skip_if_done
         self._fit_run_id: str | None = None
         try:
@@ -310,7 +309,7 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
         template = not self._in_fit or self._pipeline_session()
         # a duplicate-work check that must decide before launching (skip_if_done) and a
         # template (read by the jobs) wait for every capture
-        wait_all = template or getattr(self, "_skip_if_done", False)
+        wait_all = template or self._skip_requested()
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=16,
                                                      thread_name_prefix="sagetrack")
         gate = LaunchGate(opened=wait_all)
@@ -340,11 +339,13 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
                 "write the launch record", self._write_launch_record, base, futures, template)
         finally:
             gate.open()
-        if pending:
-            self._finisher = threading.Thread(
+        if pending:  # one thread per launch: a loop of fit(wait=False) is never held up
+            finisher = threading.Thread(
                 target=self._complete_launch_record, args=(base, futures, pool),
                 name="sagetrack-launch-record")
-            self._finisher.start()
+            self._finishers = [t for t in getattr(self, "_finishers", []) if t.is_alive()]
+            self._finishers.append(finisher)
+            finisher.start()
         else:
             pool.shutdown(wait=False)
 
@@ -355,15 +356,16 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
         try:
             concurrent.futures.wait(futures.values())
             self._try("complete the launch record", self._write_launch_record, base,
-                      futures, False, False)
+                      futures, False, False, True)
         finally:
             pool.shutdown(wait=False)
 
     def wait_for_launch_record(self, timeout: float | None = None) -> dict[str, Any] | None:
-        """Block until the latest launch record is complete (input fingerprints included)."""
-        finisher = getattr(self, "_finisher", None)
-        if finisher is not None:
-            finisher.join(timeout)
+        """Block until the launch records of this estimator's jobs are complete (input
+        fingerprints included), or ``timeout`` seconds; return the latest one."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for finisher in list(getattr(self, "_finishers", [])):
+            finisher.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return self.latest_launch_record
 
     # -- internals -----------------------------------------------------------------------
@@ -418,9 +420,6 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             if isinstance(self.entry_point, str) else None)
         futures: dict[str, concurrent.futures.Future[Any]] = {}
         self._capture_started = time.monotonic()
-        previous = getattr(self, "_finisher", None)
-        if previous is not None:  # the record of the previous fit() is still completing
-            previous.join()
         if source and not self.git_config and not source.lower().startswith("s3://"):
             futures["git"] = pool.submit(git_info, source)
         if self._fit_inputs is not None:
@@ -457,7 +456,8 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
 
     def _write_launch_record(self, base: dict[str, Any],
                              futures: dict[str, concurrent.futures.Future[Any]],
-                             template: bool, first: bool = True) -> list[str] | None:
+                             template: bool, first: bool = True, background: bool = False
+                             ) -> list[str] | None:
         """Write the launch record with the captures done so far; return what is pending.
 
         The first write claims the run: the ``launched`` status is written create-only, and
@@ -476,8 +476,11 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
         if first and not self._claim_run(store, prefix, record):
             return None
         if not record["pending"]:
-            self._check_duplicate(record)
-        self.latest_launch_record = record
+            # a launch completed in the background has started already: nothing to skip
+            self._check_duplicate(record, skip=not background and self._skip_requested())
+        current = self.latest_launch_record
+        if not background or current is None or current.get("run_id") == record["run_id"]:
+            self.latest_launch_record = record  # not over a newer launch's record
         if diff:
             self._put(store, f"{prefix}/{RUN_FILES['diff']}", diff.encode())
         self._put(store, f"{prefix}/{RUN_FILES['run']}", dumps(record))
@@ -510,7 +513,10 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
         warnings.warn(msg, TrackingWarning, stacklevel=5)
         return False
 
-    def _check_duplicate(self, record: dict[str, Any]) -> None:
+    def _skip_requested(self) -> bool:
+        return bool(getattr(self, "_skip_if_done", False))
+
+    def _check_duplicate(self, record: dict[str, Any], skip: bool) -> None:
         """Warn about (or, with ``skip_if_done``, skip for) a completed identical run.
 
         Each launch leaves a marker ``_identity/<hash>/<experiment>/<run id>.json`` keyed by
@@ -518,7 +524,7 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
         store's size, plus one status read per earlier launch of the same work.
         """
         found = self._try("look for a completed run of the same work",
-                          self._find_and_mark_identity, record)
+                          self._find_and_mark_identity, record, skip)
         if found is None:
             return
         warnings.warn(
@@ -526,10 +532,10 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             "same work (same code, hyperparameters, data and image). Pass "
             "fit(..., skip_if_done=True) to reuse it instead of launching.", TrackingWarning,
             stacklevel=5)
-        if getattr(self, "_skip_if_done", False):
+        if skip:
             raise _SkipLaunch(found)
 
-    def _find_and_mark_identity(self, record: dict[str, Any]) -> Any:
+    def _find_and_mark_identity(self, record: dict[str, Any], skip: bool) -> Any:
         import hashlib
 
         from ..compare import launch_identity
@@ -555,7 +561,7 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
                 statuses = [run.status for run in earlier]
             found = next((run for run, status in zip(earlier, statuses, strict=True)
                           if status == "completed"), None)
-        if found is None or not getattr(self, "_skip_if_done", False):  # it will launch
+        if found is None or not skip:  # it will launch
             store.put(f"{prefix}/{self._experiment}/{record['run_id']}.json",
                       dumps({"run_id": record["run_id"], "created": record["created"]}))
         if getattr(self, "_reproduces", None):
