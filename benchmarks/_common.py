@@ -22,12 +22,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "RESULTS_DIR",
+    "blackhole",
     "machine_info",
     "moto_server",
     "offline_environment",
@@ -44,7 +45,8 @@ RESULTS_DIR = HERE / "results"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/SageMakerRole"
-_SDK_CONFIG = ("SchemaVersion: '1.0'\n"
+#: an SDK config that opts out of telemetry (tests and benchmarks run offline)
+SDK_CONFIG = ("SchemaVersion: '1.0'\n"
                "SageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
 
 
@@ -67,8 +69,8 @@ def offline_environment() -> None:
         "PYTHONWARNINGS": "ignore::DeprecationWarning",
     })
     cfg = Path(tempfile.gettempdir()) / "sagetrack-bench-sdk-config.yaml"
-    if not cfg.exists() or cfg.read_text() != _SDK_CONFIG:
-        cfg.write_text(_SDK_CONFIG)
+    if not cfg.exists() or cfg.read_text() != SDK_CONFIG:
+        cfg.write_text(SDK_CONFIG)
     os.environ["SAGEMAKER_USER_CONFIG_OVERRIDE"] = str(cfg)
     os.environ.setdefault("SAGETRACK_HOME", str(Path(tempfile.gettempdir())
                                                 / "sagetrack-bench-home"))
@@ -280,6 +282,42 @@ def moto_server(*, in_process: bool = False,
     finally:
         proc.terminate()
         proc.join(10)
+
+
+@contextlib.contextmanager
+def blackhole(on_accept: Callable[[], Any] | None = None) -> Iterator[str]:
+    """An endpoint on 127.0.0.1 that accepts TCP connections and never answers; yields its
+    URL. ``on_accept`` is called after each connection is accepted."""
+    import socket
+    import threading
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            held.append(conn)  # keep it open, read nothing, answer nothing
+            if on_accept is not None:
+                on_accept()
+
+    thread = threading.Thread(target=accept, name="blackhole", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in held:
+            conn.close()
+        server.close()
 
 
 def thread_cpu(prefix: str, exclude: set[int | None] | frozenset[int] = frozenset()) -> float:

@@ -24,10 +24,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import socket
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -104,34 +102,6 @@ class HangingBackend:
     def exists(self, key: str) -> bool:
         time.sleep(self.hang_s)
         return bool(self._inner.exists(key))
-
-
-@contextlib.contextmanager
-def blackhole() -> Iterator[str]:
-    """An endpoint on 127.0.0.1 that accepts TCP connections and never answers."""
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                conn, _ = server.accept()
-                held.append(conn)  # keep it open, read nothing, answer nothing
-
-    thread = threading.Thread(target=accept, name="blackhole", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(2)
-        for conn in held:
-            conn.close()
-        server.close()
 
 
 def _blackhole_store(url: str) -> Any:
@@ -365,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = [measure_floor(args, model, m) for m in modes]
     results.append(measure_learning_rate_read(model, args.epochs))
     with tempfile.TemporaryDirectory(prefix="sagetrack-hot-") as tmp, \
-            (contextlib.nullcontext(None) if args.no_blackhole else blackhole()) as hole:
+            (contextlib.nullcontext(None) if args.no_blackhole else _common.blackhole()) as hole:
         root = Path(tmp)
         stores: list[tuple[str, Callable[[], Any]]] = [
             ("healthy local", lambda: LocalBackend(root / "store")),

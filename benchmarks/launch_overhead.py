@@ -164,7 +164,7 @@ STEPS = [
     ("estimator", "git_info", "git capture (status, diff, untracked)"),
     ("estimator", "fingerprint_channel", "input fingerprint (list prefix)"),
     ("sdk_framework", "_prepare_for_training", "SDK prepare (code tarball + upload)"),
-    ("estimator", "code_tarball_info", "tarball download + sha256"),
+    ("estimator", "code_tarball_info", "tarball HEAD + sha256 (of the packed bytes)"),
     ("TensorFlow", "_launch_record", "launch record (incl. waiting for capture)"),
     ("TensorFlow", "_fill_capture", "fill record from capture"),
     ("TensorFlow", "_find_and_mark_identity", "same-work check (LIST + status reads)"),

@@ -6,10 +6,9 @@ that internal tracking errors raise instead of being swallowed.
 
 from __future__ import annotations
 
-import functools
-import json
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,8 +17,10 @@ from typing import Any
 
 import pytest
 
-_SDK_CONFIG = ("SchemaVersion: '1.0'\n"
-               "SageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
+# the offline helpers the benchmarks use too (SDK config patch, a black-hole endpoint)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import _common
+
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 REGION = "us-east-1"
 
@@ -34,19 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("SAGETRACK_LAUNCH_BUDGET", "60")
     # The SDK re-validates its JSON-schema config on every lookup (~0.3 s each); the
     # config never changes within a test run, so validate each distinct one once.
-    import sagemaker.utils
-
-    original = sagemaker.utils.validate_sagemaker_config
-    seen: set[str] = set()
-
-    @functools.wraps(original)
-    def validate_once(config: Any = None) -> Any:
-        key = json.dumps(config, sort_keys=True, default=str)
-        if key not in seen:
-            original(config)
-            seen.add(key)
-
-    sagemaker.utils.validate_sagemaker_config = validate_once
+    _common.validate_sdk_config_once()
 
 
 def set_fake_aws(mp: pytest.MonkeyPatch, base: Path, endpoint: str | None = None) -> None:
@@ -58,7 +47,7 @@ def set_fake_aws(mp: pytest.MonkeyPatch, base: Path, endpoint: str | None = None
         mp.delenv(name, raising=False)
     config = base / "sagemaker-config.yaml"
     if not config.exists():
-        config.write_text(_SDK_CONFIG)
+        config.write_text(_common.SDK_CONFIG)
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
            "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",

@@ -103,15 +103,16 @@ def _short(value: Any, n: int = 12) -> str:
     return str(value)[:n] if value else "-"
 
 
-def _size(n: Any) -> str:
-    if not isinstance(n, (int, float)):
+def format_bytes(n: Any) -> str:
+    """``512 B``, ``1.2 MB``; ``-`` when unknown."""
+    if not isinstance(n, (int, float)) or isinstance(n, bool):
         return "-"
     size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000:
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
-    return f"{n} B"  # pragma: no cover
+    return f"{size:.1f} TB"
 
 
 def diffstat(text: str) -> list[tuple[str, int, int]]:
@@ -330,7 +331,7 @@ class RunDiff:
         for ch in self.data:
             if ch.status == "same":
                 out.append(f"    {ch.name:<18} same      {ch.uri.a}  ({format_value(ch.objects.a)} "
-                           f"objects, {_size(ch.bytes.a)})")
+                           f"objects, {format_bytes(ch.bytes.a)})")
                 continue
             out.append(f"  ~ {ch.name:<18} {ch.status}")
             for f in (ch.uri, ch.objects, ch.bytes, ch.sha256):

@@ -12,16 +12,14 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _common import blackhole
 
 from sagetrack.client.estimator import console_metric_definitions
 from sagetrack.client.staging import bootstrap_paths
@@ -198,38 +196,6 @@ def test_only_the_chief_writes_run_records(tmp_path, hosts, current, extra, chie
     assert [p.name for p in (run_dir / "hosts").iterdir()] == [f"{current}.json"]
 
 
-@contextlib.contextmanager
-def blackhole_endpoint(contacted: Path | None = None
-                       ) -> Iterator[tuple[str, list[socket.socket]]]:
-    """An endpoint that accepts connections and never answers (creates ``contacted`` then)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-            if contacted is not None:
-                contacted.touch()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}", held
-    finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        server.close()
-
-
 def test_a_hanging_store_never_hangs_the_jobs_exit(tmp_path, fault_report):
     """S3 accepts connections and never answers: the job still exits within the bound."""
     contacted = tmp_path / "contacted"
@@ -242,7 +208,7 @@ def test_a_hanging_store_never_hangs_the_jobs_exit(tmp_path, fault_report):
             time.sleep(0.02)
         print('trained', flush=True)
     """
-    with blackhole_endpoint(contacted) as (url, _held):
+    with blackhole(on_accept=contacted.touch) as url:
         proc = run_script(tmp_path, script, wait=False, env={
             "SAGETRACK_URI": "s3://bucket/track", "SAGETRACK_EXIT_TIMEOUT": "3",
             "AWS_ENDPOINT_URL": url,
@@ -289,7 +255,7 @@ def test_tuner_job_turns_the_launch_template_into_its_run_record(tmp_path, sagem
     (store / "_launch" / "exp" / "tune-1.diff").write_text("+tuned line\n")
     with contextlib.ExitStack() as stack:
         url = ("http://127.0.0.1:9" if sagemaker_api == "refuses"
-               else stack.enter_context(blackhole_endpoint())[0])
+               else stack.enter_context(blackhole()))
         out = run_script(tmp_path, "print('ok')\n", args=["--epochs", "2", "--lr", "0.3"], env={
             "SAGETRACK_LAUNCH": "_launch/exp/tune-1",
             "SM_HPS": json.dumps({"epochs": 2, "lr": 0.3}),

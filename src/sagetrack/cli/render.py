@@ -11,6 +11,7 @@ from ..compare import (
     code_of,
     diff_of,
     diffstat,
+    format_bytes,
     format_value,
     metric_order,
     normalised_params,
@@ -20,7 +21,6 @@ from ..store.reader import Run, metric_goal
 
 __all__ = [
     "duration_s",
-    "humanize_bytes",
     "humanize_duration",
     "key_metrics",
     "key_params",
@@ -58,18 +58,6 @@ def humanize_duration(seconds: float | None) -> str:
     if s >= 60:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s}s"
-
-
-def humanize_bytes(n: Any) -> str:
-    """``512 B``, ``1.2 MB``; ``-`` when unknown."""
-    if not isinstance(n, (int, float)) or isinstance(n, bool):
-        return "-"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return "-"  # pragma: no cover
 
 
 def _when(value: Any) -> str:
@@ -214,7 +202,7 @@ def show(run: Run) -> str:
         for name, info in sorted(run.inputs.items()):
             info = dict(info or {})
             detail = info.get("error") or info.get("note") or (
-                f"{info.get('objects')} objects, {humanize_bytes(info.get('bytes'))}, sha256 "
+                f"{info.get('objects')} objects, {format_bytes(info.get('bytes'))}, sha256 "
                 f"{str(info.get('sha256'))[:16]}")
             out.append(f"  {name:<{width}}  {info.get('uri')}  ({detail})")
         out.append("")
@@ -246,7 +234,7 @@ def show(run: Run) -> str:
     model = run.model
     if model:
         out += ["Model", f"  {model.get('uri') or '-'}"]
-        out += [f"  {f.get('path')}  {humanize_bytes(f.get('bytes'))}  "
+        out += [f"  {f.get('path')}  {format_bytes(f.get('bytes'))}  "
                 f"sha256 {str(f.get('sha256'))[:16]}" for f in model.get("files") or []][:50]
         out.append("")
     if run.problems:
