@@ -117,11 +117,16 @@ def test_nonzero_exit_is_failed_and_exit_code_unchanged(tmp_path):
     assert "status 3" in run_of(tmp_path).failure["message"]
 
 
+# SLEEP_NOTE: CPython runs a Python signal handler at the next bytecode; a signal that
+# lands just before a long time.sleep() starts (the main thread between its last check
+# and the syscall) waits for that sleep to end, with or without sagetrack. A training
+# loop keeps running bytecode, so the test scripts sleep in short steps, as it would.
 def test_sigterm_records_stopped_and_keeps_default_exit(tmp_path):
     proc = run_script(tmp_path, """
         import time
         print("ready", flush=True)
-        time.sleep(60)
+        for _ in range(600):  # short sleeps: see SLEEP_NOTE
+            time.sleep(0.1)
     """, wait=False)
     assert proc.stdout.readline().strip() == "ready"
     start = time.monotonic()
@@ -139,13 +144,39 @@ def test_sigterm_runs_the_scripts_own_handler_too(tmp_path):
             sys.exit(0)
         signal.signal(signal.SIGTERM, handler)
         print("ready", flush=True)
-        time.sleep(60)
+        for _ in range(600):  # short sleeps: see SLEEP_NOTE
+            time.sleep(0.1)
     """, wait=False)
     assert proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     assert "user handler ran" in proc.stdout.read()
     assert run_of(tmp_path).status == "stopped"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux /proc")
+def test_stop_signals_reach_the_main_thread_not_sagetracks(tmp_path):
+    """The kernel gives SIGTERM to any thread that does not block it; one of sagetrack's
+    threads taking it would leave the script's sleep or I/O uninterrupted for minutes."""
+    out = run_script(tmp_path, """
+        import signal, threading, time
+        time.sleep(0.5)  # the writer threads are running by now
+        for t in threading.enumerate():
+            blocked = 0
+            for line in open(f"/proc/self/task/{t.native_id}/status"):
+                if line.startswith("SigBlk:"):
+                    blocked = int(line.split()[1], 16)
+            term = bool(blocked & (1 << (signal.SIGTERM - 1)))
+            intr = bool(blocked & (1 << (signal.SIGINT - 1)))
+            print(f"THREAD {t.name} {term} {intr}", flush=True)
+    """)
+    assert out.returncode == 0, out.stderr[-2000:]
+    threads = {name: (term, intr) for name, term, intr in
+               (line[len("THREAD "):].rsplit(" ", 2) for line in out.stdout.splitlines()
+                if line.startswith("THREAD "))}
+    assert threads.pop("MainThread") == ("False", "False")
+    assert threads and all(name.startswith("sagetrack") for name in threads), threads
+    assert set(threads.values()) == {("True", "True")}, threads
 
 
 def test_custom_loop_metrics_from_log_metrics_and_declared_output(tmp_path):

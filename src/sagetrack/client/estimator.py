@@ -42,7 +42,7 @@ from .. import __version__
 from .._redact import redact_mapping
 from ..container.config import ENV, ENV_VALUE_LIMIT, encode_metric_regexes
 from ..container.recorder import METRIC_LINE_PREFIX
-from ..container.writer import TrackingWarning
+from ..container.writer import TrackingWarning, signals_blocked
 from ..errors import ConfigurationError
 from ..store.backends import LocalBackend, open_backend, validate_uri
 from ..store.layout import FORMAT, RUN_FILES, dumps, now_iso, run_prefix, validate_experiment
@@ -314,7 +314,8 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
                                                      thread_name_prefix="sagetrack")
         gate = LaunchGate(opened=wait_all)
         try:
-            futures = self._start_capture(pool, gate)
+            with signals_blocked():  # the pool's threads: Ctrl-C stays with the main thread
+                futures = self._start_capture(pool, gate)
             self.environment = self._container_environment(template)
             user_dependencies: Any = self.dependencies  # type: ignore[has-type]
             self.dependencies = [*(user_dependencies or []), *staged]
@@ -325,9 +326,11 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
                 self.dependencies = user_dependencies
             uploaded = getattr(self, "uploaded_code", None)
             if uploaded is not None:
-                futures["tarball"] = pool.submit(
-                    code_tarball_info, self._s3_client(), uploaded.s3_prefix,
-                    exclude=BOOTSTRAP_NAMES, local_copy=tarballs[-1] if tarballs else None)
+                with signals_blocked():
+                    futures["tarball"] = pool.submit(
+                        code_tarball_info, self._s3_client(), uploaded.s3_prefix,
+                        exclude=BOOTSTRAP_NAMES,
+                        local_copy=tarballs[-1] if tarballs else None)
             # Capture ran beside the SDK's packing and upload; fit() now waits at most the
             # launch budget for what is left, and not at all for listings past their first
             # page (parked at the gate until the launch is done). The record is written
@@ -345,7 +348,8 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
                 name="sagetrack-launch-record")
             self._finishers = [t for t in getattr(self, "_finishers", []) if t.is_alive()]
             self._finishers.append(finisher)
-            finisher.start()
+            with signals_blocked():
+                finisher.start()
         else:
             pool.shutdown(wait=False)
 

@@ -35,7 +35,7 @@ from .config import JobConfig, strict_mode
 from .environment import describe_environment
 from .recorder import Recorder, active_recorder, set_active_recorder
 from .safety import safe
-from .writer import RecordWriter
+from .writer import RecordWriter, signals_blocked
 
 __all__ = ["activate", "is_entry_process"]
 
@@ -163,8 +163,10 @@ def activate(environ: Any = os.environ) -> Recorder | None:
     state = _Exit()
     if config.chief and config.launch_key:
         state.launch = threading.Event()
-        threading.Thread(target=_record_from_template, args=(store, writer, config, state.launch),
-                         name="sagetrack-launch", daemon=True).start()
+        with signals_blocked():
+            threading.Thread(target=_record_from_template,
+                             args=(store, writer, config, state.launch),
+                             name="sagetrack-launch", daemon=True).start()
     _install_exit_handlers(recorder, state)
     return recorder
 
