@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.sagetrack-installed
 
-.PHONY: demo test check lint typecheck unit bench clean
+.PHONY: demo test check lint typecheck layers unit unit-fast bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/python examples/resnet_cifar10/run_demo.py
 
-test: $(STAMP) lint typecheck unit
+# the whole suite (what CI runs)
+test: $(STAMP) lint typecheck layers unit
+
+# day-to-day: the same static checks and every test that runs no training job in a subprocess
+check: $(STAMP) lint typecheck layers unit-fast
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples benchmarks
@@ -26,8 +30,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
+
+unit-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" --durations=15
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

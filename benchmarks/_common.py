@@ -8,21 +8,15 @@ validated once rather than on every lookup, exactly as ``tests/conftest.py`` doe
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
-import logging
 import math
-import multiprocessing
 import os
 import platform
-import queue
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,66 +36,24 @@ __all__ = [
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS_DIR = HERE / "results"
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
-ROLE = f"arn:aws:iam::{ACCOUNT}:role/SageMakerRole"
-#: an SDK config that opts out of telemetry (tests and benchmarks run offline)
-SDK_CONFIG = ("SchemaVersion: '1.0'\n"
-               "SageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
+
+# the offline AWS helpers are shared with the test suite
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from tests.support.aws import (  # noqa: E402
+    blackhole,
+    moto_server,
+    validate_sdk_config_once,
+)
+from tests.support.aws import offline_environment as _offline_environment  # noqa: E402
 
 
-# -- environment ---------------------------------------------------------------------------
 def offline_environment() -> None:
     """Fake AWS credentials, SDK telemetry off, quiet TensorFlow; ``src/`` importable."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "SAGETRACK_URI",
-                 "AWS_ENDPOINT_URL", "SAGETRACK_KMS_KEY_ID", "SAGETRACK_STRICT"):
-        os.environ.pop(name, None)
-    os.environ.update({
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "PYTHONWARNINGS": "ignore::DeprecationWarning",
-    })
-    cfg = Path(tempfile.gettempdir()) / "sagetrack-bench-sdk-config.yaml"
-    if not cfg.exists() or cfg.read_text() != SDK_CONFIG:
-        cfg.write_text(SDK_CONFIG)
-    os.environ["SAGEMAKER_USER_CONFIG_OVERRIDE"] = str(cfg)
-    os.environ.setdefault("SAGETRACK_HOME", str(Path(tempfile.gettempdir())
-                                                / "sagetrack-bench-home"))
+    _offline_environment()
     src = str(ROOT / "src")
     if src not in sys.path:
         sys.path.insert(0, src)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-
-
-def validate_sdk_config_once() -> None:
-    """Patch ``sagemaker.utils.validate_sagemaker_config`` to validate each config once.
-
-    The SDK re-validates its JSON-schema config on every lookup (~0.3 s each); the test
-    suite applies the same patch. It applies to the SDK's estimator and sagetrack's alike.
-    """
-    import sagemaker.utils
-
-    original = sagemaker.utils.validate_sagemaker_config
-    if getattr(original, "__bench_once__", False):
-        return
-    seen: set[str] = set()
-
-    @functools.wraps(original)
-    def validate_once(config: Any = None) -> Any:
-        key = json.dumps(config, sort_keys=True, default=str)
-        if key not in seen:
-            original(config)
-            seen.add(key)
-
-    validate_once.__bench_once__ = True  # type: ignore[attr-defined]
-    sagemaker.utils.validate_sagemaker_config = validate_once
 
 
 # -- the machine ---------------------------------------------------------------------------
@@ -215,109 +167,6 @@ def fmt_ms(seconds: float) -> str:
 
 def fmt_ratio(ratio: float) -> str:
     return f"{ratio:.3f} ({(ratio - 1) * 100:+.1f}%)"
-
-
-# -- a local S3 endpoint -------------------------------------------------------------------
-def _serve_moto(port_queue: Any, seed: list[tuple[str, str, int]]) -> None:
-    """Child process: a ThreadedMotoServer on 127.0.0.1, optionally pre-filled."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for bucket, prefix, count in seed:
-        _seed_in_process(bucket, prefix, count)
-    port_queue.put(f"http://{host}:{port}")
-    while True:  # until the parent terminates us
-        time.sleep(3600)
-
-
-def _seed_in_process(bucket: str, prefix: str, count: int) -> None:
-    # moto's own backend (same process as the server): 10,000 objects in ~0.5 s instead of
-    # ~30 s of PutObject calls. Objects are real moto objects with sizes and ETags.
-    from moto.s3.models import s3_backends
-
-    backend = s3_backends[ACCOUNT]["global"]
-    with contextlib.suppress(Exception):  # already there
-        backend.create_bucket(bucket, REGION)
-    for i in range(count):
-        backend.put_object(bucket, f"{prefix}/part-{i:05d}.tfrecord",
-                           f"record {i}\n".encode() * 8)
-
-
-@contextlib.contextmanager
-def moto_server(*, in_process: bool = False,
-                seed: Sequence[tuple[str, str, int]] = ()) -> Iterator[str]:
-    """A moto server (S3, SageMaker...) on 127.0.0.1; yields its URL.
-
-    By default it runs in a child process, so that the server's own Python work does not
-    compete for the benchmark process's GIL (real S3 is on another machine); it still
-    shares this machine's cores. ``seed``: (bucket, prefix, object count) to pre-fill.
-    """
-    if in_process:
-        from moto.server import ThreadedMotoServer
-
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        try:
-            for bucket, prefix, count in seed:
-                _seed_in_process(bucket, prefix, count)
-            host, port = server.get_host_and_port()
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
-        return
-    ctx = multiprocessing.get_context("spawn")
-    urls = ctx.Queue()
-    proc = ctx.Process(target=_serve_moto, args=(urls, list(seed)), daemon=True,
-                       name="moto-server")
-    proc.start()
-    try:
-        try:
-            url = urls.get(timeout=120)
-        except queue.Empty as exc:
-            raise RuntimeError("the moto server did not start within 120 s") from exc
-        yield url
-    finally:
-        proc.terminate()
-        proc.join(10)
-
-
-@contextlib.contextmanager
-def blackhole(on_accept: Callable[[], Any] | None = None) -> Iterator[str]:
-    """An endpoint on 127.0.0.1 that accepts TCP connections and never answers; yields its
-    URL. ``on_accept`` is called after each connection is accepted."""
-    import socket
-    import threading
-
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            held.append(conn)  # keep it open, read nothing, answer nothing
-            if on_accept is not None:
-                on_accept()
-
-    thread = threading.Thread(target=accept, name="blackhole", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(2)
-        for conn in held:
-            conn.close()
-        server.close()
 
 
 def thread_cpu(prefix: str, exclude: set[int | None] | frozenset[int] = frozenset()) -> float:

@@ -8,7 +8,7 @@ from sagetrack import TensorFlow
 
 from .client.test_estimator import COMMON
 from .conftest import git
-from .container.test_bootstrap import run_script
+from tests.support.scripts import run_script
 
 AWS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

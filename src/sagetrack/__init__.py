@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "ConfigurationError",
@@ -49,7 +49,7 @@ _LAZY = {
     "Run": ("sagetrack.store.reader", "Run"),
     "TrackingCallback": ("sagetrack.container.keras", "TrackingCallback"),
     "log_metrics": ("sagetrack.container.recorder", "log_metrics"),
-    "TrackingWarning": ("sagetrack.container.writer", "TrackingWarning"),
+    "TrackingWarning": ("sagetrack.errors", "TrackingWarning"),
     "SagetrackError": ("sagetrack.errors", "SagetrackError"),
     "ConfigurationError": ("sagetrack.errors", "ConfigurationError"),
     "StoreError": ("sagetrack.errors", "StoreError"),
@@ -68,8 +68,13 @@ if TYPE_CHECKING:
     from .client.reproduce import DataChanged, ReproductionError, checkout, reproduce
     from .compare import RunDiff, diff
     from .container.recorder import log_metrics
-    from .container.writer import TrackingWarning
-    from .errors import ConfigurationError, RunNotFound, SagetrackError, StoreError
+    from .errors import (
+        ConfigurationError,
+        RunNotFound,
+        SagetrackError,
+        StoreError,
+        TrackingWarning,
+    )
     from .plotting import plot
     from .store.reader import Run, Store
 

@@ -10,6 +10,8 @@ Every error sagetrack raises on purpose derives from :class:`SagetrackError`::
     │       └── RunNotFound     unknown run id (carries close matches)
     └── CorruptRecord           a record exists but cannot be parsed
 
+    TrackingWarning (a UserWarning)  tracking degraded; training and fit() carry on
+
 Third-party errors (botocore, OSError) are mapped into these at the store boundary
 with ``raise ... from exc``, so callers handle one family.
 """
@@ -24,6 +26,7 @@ __all__ = [
     "SagetrackError",
     "StoreAccessDenied",
     "StoreError",
+    "TrackingWarning",
 ]
 
 
@@ -67,3 +70,7 @@ class CorruptRecord(SagetrackError):
         self.where = where
         self.detail = detail
         super().__init__(f"Corrupt record {where}: {detail}")
+
+
+class TrackingWarning(UserWarning):
+    """Tracking degraded (store unavailable, internal error); training is unaffected."""

@@ -8,12 +8,12 @@ import warnings
 import numpy as np
 import pytest
 
-from sagetrack.container import bootstrap, output
+from sagetrack.container import bootstrap, exit_status, output
 from sagetrack.container import keras as adapter
 from sagetrack.container import recorder as recorder_mod
 from sagetrack.container.recorder import Recorder, set_active_recorder
 from sagetrack.container.safety import SAFE_ATTR
-from sagetrack.container.writer import TrackingWarning
+from sagetrack.errors import TrackingWarning
 
 from .helpers import make_recorder
 from .test_keras import data, tiny_model
@@ -46,7 +46,7 @@ def test_every_recorder_and_container_entry_point_is_safe():
               if not n.startswith("_") and n != "close"]
     assert {"start", "log_epoch", "log_batch", "log_metrics", "finish"} <= set(public)
     entry_points = [getattr(Recorder, n) for n in public] + [
-        recorder_mod.log_metrics, output.MetricScanner.scan, bootstrap._finish,
+        recorder_mod.log_metrics, output.MetricScanner.scan, exit_status.finish,
         bootstrap._resume, bootstrap._record_from_template]
     assert [f.__qualname__ for f in entry_points if not getattr(f, SAFE_ATTR, False)] == []
 

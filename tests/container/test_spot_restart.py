@@ -6,8 +6,7 @@ import json
 import shutil
 
 from sagetrack.store.reader import Store
-
-from .test_bootstrap import run_script
+from tests.support.scripts import run_script
 
 RESUMABLE = """
     import json, os, signal

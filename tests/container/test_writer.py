@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sagetrack.container.writer import RecordWriter, TrackingWarning
-from sagetrack.errors import StoreAccessDenied, StoreError
+from sagetrack.container.writer import RecordWriter
+from sagetrack.errors import StoreAccessDenied, StoreError, TrackingWarning
 from sagetrack.store.backends import LocalBackend
 
 

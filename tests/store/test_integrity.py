@@ -10,8 +10,7 @@ import time
 
 from sagetrack.store.backends import LocalBackend
 from sagetrack.store.reader import Store
-
-from ..container.test_bootstrap import run_script
+from tests.support.scripts import run_script
 
 SLOW_KERAS = """
     import time

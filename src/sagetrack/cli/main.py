@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..errors import RunNotFound, SagetrackError, StoreAccessDenied
 from ..store.layout import validate_run_id
 from ..store.reader import Run, Store, metric_goal

@@ -38,12 +38,12 @@ from typing import Any
 
 from sagemaker.tensorflow import TensorFlow as _SDKTensorFlow
 
-from .. import __version__
+from .._version import __version__
 from .._redact import redact_mapping
 from ..container.config import ENV, ENV_VALUE_LIMIT, encode_metric_regexes
 from ..container.recorder import METRIC_LINE_PREFIX
-from ..container.writer import TrackingWarning, signals_blocked
-from ..errors import ConfigurationError
+from .._threads import signals_blocked
+from ..errors import ConfigurationError, TrackingWarning
 from ..store.backends import LocalBackend, open_backend, validate_uri
 from ..store.layout import FORMAT, RUN_FILES, dumps, now_iso, run_prefix, validate_experiment
 from .provenance import LaunchGate, code_tarball_info, fingerprint_channel, git_info

@@ -20,7 +20,8 @@ __all__ = ["BOOTSTRAP_NAMES", "bootstrap_paths"]
 BOOTSTRAP_NAMES = frozenset({"sagetrack", "sitecustomize.py"})
 
 _PACKAGE = Path(__file__).resolve().parent.parent
-_SHIPPED = ["__init__.py", "errors.py", "_redact.py", "py.typed",
+_SHIPPED = ["__init__.py", "_version.py", "errors.py", "_redact.py", "_threads.py", "settings.py",
+            "py.typed",
             "store/__init__.py", "store/backends.py", "store/layout.py"]
 _lock = threading.Lock()
 _staged: list[str] = []

@@ -7,41 +7,43 @@ calls :func:`activate` when the job's environment has ``SAGETRACK=1``. It
    ``SM_OUTPUT_DATA_DIR/sagetrack``) and records the host environment;
 2. on the chief, arranges for ``keras.Model.fit`` / ``tf_keras.Model.fit`` to be wrapped
    as soon as Keras is imported, and scans output for declared metrics;
-3. records the final status at exit: completed, failed (uncaught exception or non-zero
-   ``sys.exit``) or stopped (SIGTERM, as StopTrainingJob and spot interruptions send),
-   plus the files saved under ``SM_MODEL_DIR``; pending writes are flushed with a time
-   bound, and any previous SIGTERM handler still runs afterwards.
+3. records the final status at exit as the process really ends (:mod:`.exit_status`):
+   completed, failed (uncaught exception, non-zero exit status) or stopped (SIGTERM, as
+   StopTrainingJob and spot interruptions send), plus the files saved under
+   ``SM_MODEL_DIR``; pending writes are flushed with a time bound, and any previous
+   SIGTERM handler still runs afterwards.
 """
 
 from __future__ import annotations
 
-import atexit
 import importlib.abc
 import importlib.machinery
 import importlib.util
 import logging
 import os
-import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import Any
 
+from .. import settings
+from .._threads import signals_blocked
 from ..store.backends import LocalBackend, open_backend
 from ..store.layout import run_prefix
-from .config import JobConfig, strict_mode
+from .config import JobConfig
 from .environment import describe_environment
+from .exit_status import ExitState
+from .exit_status import install as install_exit_hooks
 from .recorder import Recorder, active_recorder, set_active_recorder
 from .safety import safe
-from .writer import RecordWriter, signals_blocked
+from .writer import RecordWriter
 
 __all__ = ["activate", "is_entry_process"]
 
 log = logging.getLogger("sagetrack")
-EXIT_TIMEOUT_ENV = "SAGETRACK_EXIT_TIMEOUT"
-_ACTIVE_PID_ENV = "SAGETRACK_ACTIVE_PID"
+EXIT_TIMEOUT_ENV = settings.EXIT_TIMEOUT.name
+_ACTIVE_PID_ENV = settings.ACTIVE_PID.name
 
 
 def is_entry_process(environ: Any = os.environ) -> bool:
@@ -109,25 +111,6 @@ def _keras_hook(module_name: str) -> Callable[[ModuleType], None]:
     return hook
 
 
-class _Exit:
-    """What the process's end looked like, for the final status."""
-
-    def __init__(self) -> None:
-        self.exc: BaseException | None = None
-        self.exit_code: Any = None
-        self.stopped = False
-        self.launch: threading.Event | None = None  # set once run.json is handed over
-
-    def wait_for_launch(self, timeout: float) -> float:
-        """Let a short script's run.json (from a template) reach the writer before the
-        final flush; return the seconds left of ``timeout`` for that flush."""
-        if self.launch is None:
-            return timeout
-        start = time.monotonic()
-        self.launch.wait(timeout / 2)
-        return max(0.0, timeout - (time.monotonic() - start))
-
-
 def activate(environ: Any = os.environ) -> Recorder | None:
     """Start tracking this process if it is a tracked job's entry point; return the recorder."""
     config = JobConfig.from_env(environ)
@@ -155,19 +138,20 @@ def activate(environ: Any = os.environ) -> Recorder | None:
                 hooks.pop(name)(sys.modules[name])
         if hooks:
             sys.meta_path.insert(0, _PostImportHook(hooks))
-        if config.metric_regexes:
-            from .output import install_scanner
+    state = ExitState()
+    if config.chief and config.metric_regexes:
+        from .output import install_scanner
 
-            install_scanner(recorder, config.metric_regexes)
-
-    state = _Exit()
+        scanner = install_scanner(recorder, config.metric_regexes)
+        if scanner is not None:
+            state.before_finish.append(scanner.close)
     if config.chief and config.launch_key:
         state.launch = threading.Event()
         with signals_blocked():
             threading.Thread(target=_record_from_template,
                              args=(store, writer, config, state.launch),
                              name="sagetrack-launch", daemon=True).start()
-    _install_exit_handlers(recorder, state)
+    install_exit_hooks(recorder, state)
     return recorder
 
 
@@ -257,90 +241,3 @@ def _resume(recorder: Recorder, checkpoint: LocalBackend, prefix: str) -> None:
     recorder.resume_from(attempt, status, series)
 
 
-def _exit_timeout() -> float:
-    try:
-        return float(os.environ.get(EXIT_TIMEOUT_ENV, "20"))
-    except ValueError:
-        return 20.0
-
-
-def _install_exit_handlers(recorder: Recorder, state: _Exit) -> None:
-    previous_hook = sys.excepthook
-
-    def excepthook(etype: Any, value: BaseException, tb: Any) -> None:
-        state.exc = value
-        previous_hook(etype, value, tb)
-
-    sys.excepthook = excepthook
-
-    original_exit = sys.exit
-
-    def exit(code: Any = None) -> None:
-        state.exit_code = code
-        original_exit(code)
-
-    sys.exit = exit  # type: ignore[assignment]
-
-    @safe
-    def at_exit() -> None:
-        left = _exit_timeout()
-        if not state.stopped:  # else the SIGTERM handler has recorded the end
-            left = state.wait_for_launch(left)
-            _finish(recorder, state)
-        recorder.close(left)
-
-    atexit.register(at_exit)
-    _install_sigterm(recorder, state)
-
-
-@safe
-def _finish(recorder: Recorder, state: _Exit) -> None:
-    recorder.record_model_dir()
-    if state.stopped:
-        recorder.finish("stopped")
-    elif state.exc is not None:
-        recorder.finish("failed", state.exc)
-    elif state.exit_code not in (None, 0):
-        code = state.exit_code
-        exc = SystemExit(code)
-        recorder.finish("failed", exc if not isinstance(code, int) else
-                        RuntimeError(f"the script exited with status {code}"))
-    else:
-        recorder.finish("completed")
-
-
-def _install_sigterm(recorder: Recorder, state: _Exit) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return
-    chained: list[Any] = [signal.getsignal(signal.SIGTERM)]
-    original_signal = signal.signal
-
-    def on_sigterm(signum: int, frame: FrameType | None) -> Any:
-        try:
-            state.stopped = True
-            left = state.wait_for_launch(_exit_timeout())
-            _finish(recorder, state)
-            recorder.close(left)
-        except Exception:
-            if strict_mode():
-                raise
-        previous = chained[0]
-        if callable(previous):
-            return previous(signum, frame)
-        if previous == signal.SIG_IGN:
-            return None
-        # default action: terminate by the same signal, as without sagetrack
-        original_signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-        return None
-
-    def signal_wrapper(signum: Any, handler: Any) -> Any:
-        # keep sagetrack first in line when the script installs its own SIGTERM handler
-        if signum == signal.SIGTERM and handler is not on_sigterm:
-            old = chained[0]
-            chained[0] = handler
-            return old
-        return original_signal(signum, handler)
-
-    original_signal(signal.SIGTERM, on_sigterm)
-    signal.signal = signal_wrapper  # type: ignore[assignment]

@@ -13,21 +13,24 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .. import settings
+
 __all__ = ["ENV", "JobConfig", "encode_metric_regexes", "is_chief", "strict_mode"]
 
 
 class ENV:
-    """Environment variable names shared by the estimator and the container."""
+    """Environment variable names shared by the estimator and the container (their types,
+    defaults and meaning are in :mod:`sagetrack.settings`)."""
 
-    ENABLED = "SAGETRACK"
-    URI = "SAGETRACK_URI"
-    EXPERIMENT = "SAGETRACK_EXPERIMENT"
-    TRACK_BATCHES = "SAGETRACK_TRACK_BATCHES"
-    KMS_KEY_ID = "SAGETRACK_KMS_KEY_ID"
-    LAUNCH = "SAGETRACK_LAUNCH"
-    METRICS = "SAGETRACK_METRICS"  # JSON [[name, regex], ...], split over _0, _1, ... if long
-    STRICT = "SAGETRACK_STRICT"    # test mode: internal tracking errors raise
-    OFFLINE = "SAGETRACK_OFFLINE"  # no network (network isolation): local copies only
+    ENABLED = settings.ENABLED.name
+    URI = settings.URI.name
+    EXPERIMENT = settings.EXPERIMENT.name
+    TRACK_BATCHES = settings.TRACK_BATCHES.name
+    KMS_KEY_ID = settings.KMS_KEY_ID.name
+    LAUNCH = settings.LAUNCH.name
+    METRICS = settings.METRICS.name  # JSON [[name, regex], ...], split over _0, _1, ... if long
+    STRICT = settings.STRICT.name    # test mode: internal tracking errors raise
+    OFFLINE = settings.OFFLINE.name  # no network (network isolation): local copies only
 
 
 ENV_VALUE_LIMIT = 512  # CreateTrainingJob limit for one Environment value
@@ -35,7 +38,7 @@ ENV_VALUE_LIMIT = 512  # CreateTrainingJob limit for one Environment value
 
 def strict_mode(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether internal tracking errors should raise instead of warning (test mode)."""
-    return environ.get(ENV.STRICT, "").lower() in ("1", "true", "yes")
+    return settings.STRICT.get(environ)
 
 
 def encode_metric_regexes(pairs: list[tuple[str, str]]) -> dict[str, str]:
@@ -136,28 +139,28 @@ class JobConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> JobConfig | None:
         """The config of a tracked job, or None when tracking is not enabled here."""
-        if environ.get(ENV.ENABLED) != "1" or not environ.get(ENV.URI):
+        if not settings.ENABLED.get(environ) or not settings.URI.get(environ):
             return None
         host, hosts = _hosts(environ)
         base = environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")
         run_id = (environ.get("TRAINING_JOB_NAME") or _job_name_from_hps(environ)
                   or "local-run")
         return cls(
-            uri=environ[ENV.URI],
-            experiment=environ.get(ENV.EXPERIMENT, "default"),
+            uri=settings.URI.get(environ),
+            experiment=settings.EXPERIMENT.get(environ),
             run_id=run_id,
             host=host,
             hosts=hosts,
             chief=is_chief(environ),
-            track_batches=int(environ.get(ENV.TRACK_BATCHES, "0") or 0),
+            track_batches=settings.TRACK_BATCHES.get(environ),
             metric_regexes=_decode_metric_regexes(environ),
-            kms_key_id=environ.get(ENV.KMS_KEY_ID) or None,
-            launch_key=environ.get(ENV.LAUNCH) or None,
+            kms_key_id=settings.KMS_KEY_ID.get(environ) or None,
+            launch_key=settings.LAUNCH.get(environ) or None,
             output_data_dir=environ.get("SM_OUTPUT_DATA_DIR", f"{base}/output/data"),
             model_dir=environ.get("SM_MODEL_DIR", f"{base}/model"),
             checkpoint_dir=_checkpoint_dir(base),
             rank=_rank(environ),
-            offline=environ.get(ENV.OFFLINE) == "1",
+            offline=settings.OFFLINE.get(environ),
         )
 
 

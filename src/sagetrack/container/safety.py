@@ -14,8 +14,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+from ..errors import TrackingWarning
 from .config import strict_mode
-from .writer import TrackingWarning
 
 __all__ = ["SAFE_ATTR", "safe"]
 

@@ -15,44 +15,22 @@ a row, and each write replaces the object atomically.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
-import signal
 import threading
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import StoreAccessDenied
+from .._threads import signals_blocked
+from ..errors import StoreAccessDenied, TrackingWarning
 from ..store.backends import Backend
 from ..store.layout import dumps, dumps_row
 
-__all__ = ["RecordWriter", "TrackingWarning", "signals_blocked"]
+__all__ = ["RecordWriter"]
 
 log = logging.getLogger("sagetrack")
-
-
-class TrackingWarning(UserWarning):
-    """Tracking degraded (store unavailable, internal error); training is unaffected."""
-
-
-@contextlib.contextmanager
-def signals_blocked() -> Iterator[None]:
-    """Start threads inside this block: they inherit a mask that blocks SIGTERM and SIGINT,
-    so the kernel delivers those signals to the main thread, where Python runs handlers.
-    A stop (SIGTERM) or Ctrl-C then interrupts the script's sleep or I/O exactly as it
-    would without sagetrack's threads."""
-    if not hasattr(signal, "pthread_sigmask"):  # Windows
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 @dataclass
