@@ -145,12 +145,13 @@ ACTIVE_PID: Setting[str] = Setting(
     "container")
 LOCAL_SKIP_INSTALL: Setting[bool] = Setting(
     "SAGETRACK_LOCAL_SKIP_INSTALL", _flag, False,
-    "Local process mode: skip `pip install -r requirements.txt` of the job's code.", "client")
+    "Internal, local process mode: set for each host from the session's "
+    "`install_requirements` (skips `pip install -r requirements.txt`).", "container")
 
 #: every setting, in the order the README lists them
 ALL: tuple[Setting[object], ...] = (  # type: ignore[assignment]
-    URI, LAUNCH_BUDGET, HOME, KMS_KEY_ID, STRICT, EXIT_TIMEOUT, LOCAL_SKIP_INSTALL,
-    ENABLED, EXPERIMENT, TRACK_BATCHES, LAUNCH, METRICS, OFFLINE, ACTIVE_PID,
+    URI, LAUNCH_BUDGET, HOME, KMS_KEY_ID, STRICT, EXIT_TIMEOUT, ENABLED, EXPERIMENT,
+    TRACK_BATCHES, LAUNCH, METRICS, OFFLINE, ACTIVE_PID, LOCAL_SKIP_INSTALL,
 )
 
 

@@ -1,7 +1,7 @@
 """Fixtures for sagetrack.local: fake AWS credentials and a moto server for S3.
 
-Everything is offline: a ``ThreadedMotoServer`` on 127.0.0.1 serves S3 (and SageMaker) to
-this process and to the job subprocesses through ``AWS_ENDPOINT_URL``. Module-scoped
+Everything is offline: the test session's moto server on 127.0.0.1 serves S3 (and
+SageMaker) to this process and to the job subprocesses through ``AWS_ENDPOINT_URL``. Module-scoped
 fixtures that run a job use :func:`local_aws_env` themselves, since function-scoped
 environment fixtures are not active yet when they run.
 """
@@ -19,30 +19,23 @@ from tests.local.helpers import REGION, local_aws_env
 
 
 @pytest.fixture(scope="session")
-def local_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A moto server (S3 + SageMaker) and a bucket on it, for the whole session."""
+def local_moto(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The session's moto server (S3 + SageMaker) and a bucket on it for these tests."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    from tests.support.aws import SDK_CONFIG
+
     cfg = tmp_path_factory.mktemp("sdk-config") / "config.yaml"
-    cfg.write_text(
-        "SchemaVersion: '1.0'\n"
-        "SageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n"
-    )
+    cfg.write_text(SDK_CONFIG)
     bucket = f"sagetrack-local-{uuid.uuid4().hex[:8]}"
     boto3.client(
         "s3",
         region_name=REGION,
-        endpoint_url=endpoint,
+        endpoint_url=moto_url,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     ).create_bucket(Bucket=bucket)
-    yield {"endpoint": endpoint, "bucket": bucket, "config": str(cfg)}
-    server.stop()
+    return {"endpoint": moto_url, "bucket": bucket, "config": str(cfg)}
 
 
 @pytest.fixture(autouse=True)

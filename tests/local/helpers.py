@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
-REGION = "us-east-1"
-ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
+from tests.support.aws import REGION, ROLE
+
+__all__ = ["REGION", "ROLE", "local_aws_env", "make_estimator", "s3_keys", "tar_members",
+           "write_source"]
 
 
 def write_source(directory: Path, script: str, extra: dict[str, str] | None = None) -> Path:
@@ -65,7 +67,7 @@ def tar_members(s3: Any, bucket: str, key: str, tmp: Path) -> dict[str, bytes]:
 @contextlib.contextmanager
 def local_aws_env(moto: dict[str, str]) -> Iterator[None]:
     """Fake credentials, us-east-1, SDK telemetry off, every AWS client on the moto server."""
-    from tests.conftest import set_fake_aws
+    from tests.support.aws import set_fake_aws
 
     with pytest.MonkeyPatch.context() as mp:
         set_fake_aws(mp, Path(moto["config"]).parent, moto["endpoint"])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ from sagetrack.local import (
     UnsupportedLocalFeatureError,
     contract,
 )
+from sagetrack.local.artifacts import Artifacts
+from sagetrack.local.hosts import Host
 from sagetrack.local.storage import Storage, join_uri, local_path_from_file_uri
 from tests.local.helpers import ROLE, make_estimator, write_source
 
@@ -210,3 +214,24 @@ def test_request_reaches_the_client_unchanged(
     assert seen["CheckpointConfig"] == {"S3Uri": f"s3://{bucket}/ckpt"}
     assert seen["Environment"] == {"MY_FLAG": "1"}
     assert seen["RoleArn"] == ROLE
+
+
+def test_code_tarball_members_escaping_the_code_dir_are_refused(tmp_path: Path) -> None:
+    """Network isolation: the runner extracts the code itself and must stay in code/."""
+    import boto3
+
+    tarball = tmp_path / "sourcedir.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        for name, data in (("train.py", b"print(1)\n"), ("../escape.py", b"owned\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    base = tmp_path / "job" / "algo-1"
+    host = Host("algo-1", 0, str(base), str(base / "checkpoints"))
+    request = {"HyperParameters": {"sagemaker_submit_directory": json.dumps(str(tarball))}}
+    artifacts = Artifacts(request, Storage(boto3.Session(region_name="us-east-1")), print)
+    with pytest.raises(LocalModeError, match=r"\.\./escape\.py") as err:
+        artifacts.prepare_code([host])
+    assert "outside the code directory" in str(err.value)
+    assert not (base / "escape.py").exists() and not (tmp_path / "escape.py").exists()
+    assert (base / "code" / "train.py").read_bytes() == b"print(1)\n"

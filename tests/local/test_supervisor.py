@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import sagetrack.local.client as client_module
-import sagetrack.local.runner as runner_module
+import sagetrack.local.processes as processes_module
 from sagetrack.local import LocalJobApiError, LocalJobInterrupted, LocalProcessSagemakerClient
 from tests.local.helpers import ROLE, make_estimator, write_source
 
@@ -66,7 +66,7 @@ elif mode == "ok":
 @pytest.fixture
 def fake_toolkit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        runner_module, "toolkit_command", lambda python: [python, "-c", FAKE_TOOLKIT]
+        processes_module, "toolkit_command", lambda python: [python, "-c", FAKE_TOOLKIT]
     )
 
 

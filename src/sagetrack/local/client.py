@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Callable
@@ -10,6 +9,7 @@ from typing import Any
 
 from sagetrack.local.errors import LocalJobApiError, UnsupportedLocalFeatureError
 from sagetrack.local.runner import JobOptions, LocalTrainingJob
+from sagetrack.local.state import read_state, state_path
 
 __all__ = ["LocalProcessSagemakerClient", "registered_jobs"]
 
@@ -55,7 +55,7 @@ class LocalProcessSagemakerClient:
         options = self._options_factory()  # fresh credentials for every job
         self._options = options
         with _REGISTRY_LOCK:
-            if name in _REGISTRY or os.path.exists(_state_path(options, name)):
+            if name in _REGISTRY or os.path.exists(state_path(options.work_dir, name)):
                 raise LocalJobApiError(
                     "ResourceInUse",
                     f"Training job names must be unique within an AWS account and region, and "
@@ -79,7 +79,7 @@ class LocalProcessSagemakerClient:
             job = _REGISTRY.get(name)
         if job is not None:
             return job
-        state = _read_state(self.options, name)
+        state = read_state(self.options.work_dir, name)
         if state is None:
             raise LocalJobApiError(
                 "ValidationException",
@@ -171,17 +171,3 @@ class LocalProcessSagemakerClient:
 class _UnsupportedOperation(UnsupportedLocalFeatureError, AttributeError):
     """An API the local client does not implement (also an ``AttributeError``)."""
 
-
-def _state_path(options: JobOptions, name: str) -> str:
-    return os.path.join(options.work_dir, "jobs", f"{name}.json")
-
-
-def _read_state(options: JobOptions, name: str) -> dict[str, Any] | None:
-    if "/" in name or name.startswith("."):
-        return None
-    try:
-        with open(_state_path(options, name), encoding="utf-8") as fh:
-            state = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return state if isinstance(state, dict) and "request" in state else None
