@@ -44,28 +44,30 @@ __all__ = [
 ]
 
 _LAZY = {
-    "TensorFlow": ("sagetrack.client.estimator", "TensorFlow"),
-    "Store": ("sagetrack.store.reader", "Store"),
-    "Run": ("sagetrack.store.reader", "Run"),
-    "TrackingCallback": ("sagetrack.container.keras", "TrackingCallback"),
-    "log_metrics": ("sagetrack.container.recorder", "log_metrics"),
-    "TrackingWarning": ("sagetrack.errors", "TrackingWarning"),
-    "SagetrackError": ("sagetrack.errors", "SagetrackError"),
-    "ConfigurationError": ("sagetrack.errors", "ConfigurationError"),
-    "StoreError": ("sagetrack.errors", "StoreError"),
-    "RunNotFound": ("sagetrack.errors", "RunNotFound"),
-    "diff": ("sagetrack.compare", "diff"),
-    "RunDiff": ("sagetrack.compare", "RunDiff"),
-    "plot": ("sagetrack.plotting", "plot"),
-    "reproduce": ("sagetrack.client.reproduce", "reproduce"),
-    "checkout": ("sagetrack.client.reproduce", "checkout"),
-    "DataChanged": ("sagetrack.client.reproduce", "DataChanged"),
-    "ReproductionError": ("sagetrack.client.reproduce", "ReproductionError"),
+    "TensorFlow": (".client.estimator", "TensorFlow"),
+    "Store": (".api", "Store"),
+    "Run": (".api", "Run"),
+    "TrackingCallback": (".container.keras", "TrackingCallback"),
+    "log_metrics": (".container.recorder", "log_metrics"),
+    "TrackingWarning": (".errors", "TrackingWarning"),
+    "SagetrackError": (".errors", "SagetrackError"),
+    "ConfigurationError": (".errors", "ConfigurationError"),
+    "StoreError": (".errors", "StoreError"),
+    "RunNotFound": (".errors", "RunNotFound"),
+    "diff": (".compare", "diff"),
+    "RunDiff": (".compare", "RunDiff"),
+    "plot": (".plotting", "plot"),
+    "reproduce": (".client.reproduce", "reproduce"),
+    "checkout": (".client.checkout", "checkout"),
+    "DataChanged": (".client.reproduce", "DataChanged"),
+    "ReproductionError": (".client.reproduce", "ReproductionError"),
 }
 
 if TYPE_CHECKING:
+    from .api import Run, Store
+    from .client.checkout import checkout
     from .client.estimator import TensorFlow
-    from .client.reproduce import DataChanged, ReproductionError, checkout, reproduce
+    from .client.reproduce import DataChanged, ReproductionError, reproduce
     from .compare import RunDiff, diff
     from .container.recorder import log_metrics
     from .errors import (
@@ -76,7 +78,6 @@ if TYPE_CHECKING:
         TrackingWarning,
     )
     from .plotting import plot
-    from .store.reader import Run, Store
 
     TrackingCallback: Any
 
@@ -86,7 +87,8 @@ def __getattr__(name: str) -> Any:
         module_name, attr = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module 'sagetrack' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module_name), attr)
+    value = getattr(importlib.import_module(module_name, __name__), attr)  # relative: the
+    # container side ships under a private package name
     if name != "TrackingCallback":  # depends on the Keras flavour chosen at call time
         globals()[name] = value
     return value

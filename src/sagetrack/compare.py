@@ -1,4 +1,4 @@
-"""Compare runs: ``sagetrack.diff(a, b)`` and duplicate detection.
+"""Compare runs: ``sagetrack.diff(a, b)``.
 
 :func:`diff` returns a :class:`RunDiff`, plain dataclasses (``to_dict()`` for JSON) whose
 ``str()`` is the text ``sagetrack diff`` prints::
@@ -9,23 +9,20 @@
     ├── data         [ChannelDiff]   per input channel: same or changed fingerprint
     ├── environment  EnvironmentDiff image, instance, versions, packages
     └── metrics      [MetricDiff]    final and best value per metric, with deltas
-
-:func:`find_duplicate` finds a completed run with the same code content hash,
-hyperparameters, data fingerprints and image as a launch record (used at ``fit()``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
-import math
-import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from .errors import SagetrackError
-from .store.reader import Run, Store, metric_goal
+from .formatting import diffstat, format_bytes, format_number, format_value, short
+from .store.layout import validate_experiment, validate_run_id
+from .store.reader import Run, metric_goal
+from .store.schema import CodeDoc, EnvironmentDoc, TarballDoc
 
 __all__ = [
     "ChannelDiff",
@@ -38,9 +35,6 @@ __all__ = [
     "code_of",
     "diff",
     "diff_of",
-    "diffstat",
-    "find_duplicate",
-    "launch_identity",
     "metric_order",
     "normalised_params",
 ]
@@ -77,78 +71,25 @@ def _flat(params: dict[str, Any]) -> dict[str, Any]:
     def walk(prefix: str, value: Any) -> None:
         if isinstance(value, dict) and value:
             for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
+                walk(f"{prefix}.{k}", v)
         else:
             out[prefix] = value
 
-    walk("", params)
+    for key, value in params.items():
+        walk(key, value)
     return out
 
 
-def format_value(value: Any, digits: int = 6, *, compact: bool = False) -> str:
-    """A recorded value as text: ``-`` for none, yes/no, ``digits`` significant digits."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":") if compact else None)
-    return str(value)
-
-
-
-def _short(value: Any, n: int = 12) -> str:
-    return str(value)[:n] if value else "-"
-
-
-def format_bytes(n: Any) -> str:
-    """``512 B``, ``1.2 MB``; ``-`` when unknown."""
-    if not isinstance(n, (int, float)) or isinstance(n, bool):
-        return "-"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000:
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} TB"
-
-
-def diffstat(text: str) -> list[tuple[str, int, int]]:
-    """(file, lines added, lines removed) for each file of a unified git diff."""
-    stats: list[tuple[str, int, int]] = []
-    name, added, removed = None, 0, 0
-    for line in text.splitlines():
-        match = re.match(r"diff --git a/(.*) b/(.*)", line)
-        if match:
-            if name is not None:
-                stats.append((name, added, removed))
-            name, added, removed = match.group(2), 0, 0
-        elif name is None or line.startswith(("+++", "---")):
-            continue
-        elif line.startswith("+"):
-            added += 1
-        elif line.startswith("-"):
-            removed += 1
-    if name is not None:
-        stats.append((name, added, removed))
-    return stats
-
-
-def _origin(run: Run) -> dict[str, Any]:
-    origin = run.record.get("reproduces")
-    return origin if isinstance(origin, dict) else {}
-
-
-def code_of(run: Run) -> dict[str, Any]:
+def code_of(run: Run) -> CodeDoc:
     """The run's ``code`` record; a reproduction launched from a recorded tarball (so with
     no git state of its own) takes the git fields of the run it reproduces."""
     code = run.code
-    origin = _origin(run).get("code")
-    if not code.get("commit") and isinstance(origin, dict):
+    origin = run.reproduces.get("code")
+    if not code.get("commit") and origin:
         own = {k: v for k, v in code.items() if k != "error"}  # no git of its own: expected
-        return {**own, **origin, "tarball": code.get("tarball") or origin.get("tarball")}
+        merged = cast(CodeDoc, {**own, **origin})
+        merged["tarball"] = code.get("tarball") or origin.get("tarball")
+        return merged
     return code
 
 
@@ -156,11 +97,12 @@ def diff_of(run: Run) -> str:
     """The run's uncommitted diff; for a reproduction without one, the original's."""
     if run.diff or run.code.get("commit"):
         return run.diff
-    origin = _origin(run)
-    if origin.get("run_id") and origin.get("experiment") and (
-            origin.get("tracking_uri") in (None, run.backend.uri)):
+    origin = run.reproduces
+    experiment, run_id = origin.get("experiment"), origin.get("run_id")
+    if run_id and experiment and origin.get("tracking_uri") in (None, run.backend.uri):
         try:
-            return Run(run.backend, str(origin["experiment"]), str(origin["run_id"])).diff
+            return Run(run.backend, validate_experiment(experiment),
+                       validate_run_id(run_id)).diff
         except SagetrackError:
             return ""
     return ""
@@ -181,7 +123,7 @@ class Field:
 
     def line(self, width: int = 18) -> str:
         """``    name  value`` when equal, ``  ~ name  a -> b`` when not (hashes cut)."""
-        show = _short if self.name in _HASHES else format_value
+        show = short if self.name in _HASHES else format_value
         if self.same:
             return f"    {self.name:<{width}} {show(self.a)}"
         return f"  ~ {self.name:<{width}} {show(self.a)} -> {show(self.b)}"
@@ -357,20 +299,13 @@ class RunDiff:
         width = max(len(m.name) for m in self.metrics) + 6
         out = ["Metrics", f"    {'':<{width}} {'final A':>10} {'final B':>10} {'delta':>10}"
                f"   {'best A':>10} {'best B':>10} {'delta':>10}"]
+        num = format_number
         for m in self.metrics:
             name = f"{m.name} ({m.goal})" if m.goal else m.name
-            out.append(f"    {name:<{width}} {_num(m.final_a):>10} {_num(m.final_b):>10} "
-                       f"{_num(m.delta_final, True):>10}   {_num(m.best_a):>10} "
-                       f"{_num(m.best_b):>10} {_num(m.delta_best, True):>10}")
+            out.append(f"    {name:<{width}} {num(m.final_a):>10} {num(m.final_b):>10} "
+                       f"{num(m.delta_final, True):>10}   {num(m.best_a):>10} "
+                       f"{num(m.best_b):>10} {num(m.delta_best, True):>10}")
         return out
-
-
-def _num(value: float | None, signed: bool = False) -> str:
-    if value is None:
-        return "-"
-    if math.isnan(value):
-        return "nan"
-    return f"{value:+.4g}" if signed else f"{value:.4g}"
 
 
 # -- building a diff -----------------------------------------------------------------------
@@ -393,7 +328,8 @@ def _params_diff(a: Run, b: Run) -> ParamsDiff:
 
 def _code_diff(a: Run, b: Run) -> CodeDiff:
     ca, cb = code_of(a), code_of(b)
-    ta, tb = dict(ca.get("tarball") or {}), dict(cb.get("tarball") or {})
+    ta: TarballDoc = ca.get("tarball") or {}
+    tb: TarballDoc = cb.get("tarball") or {}
     diff_a, diff_b = diff_of(a), diff_of(b)
     stat_a, stat_b = diffstat(diff_a), diffstat(diff_b)
     fields = [
@@ -408,7 +344,7 @@ def _code_diff(a: Run, b: Run) -> CodeDiff:
         Field("tarball sha256", ta.get("sha256"), tb.get("sha256")),
         Field("tarball files", ta.get("file_count"), tb.get("file_count")),
     ]
-    files_a, files_b = set(ta.get("files") or []), set(tb.get("files") or [])
+    files_a, files_b = set(ta.get("files", [])), set(tb.get("files", []))
     return CodeDiff(fields=fields, files_added=sorted(files_b - files_a),
                     files_removed=sorted(files_a - files_b), diff_a=diff_a, diff_b=diff_b)
 
@@ -417,7 +353,7 @@ def _data_diff(a: Run, b: Run) -> list[ChannelDiff]:
     out = []
     ia, ib = a.inputs, b.inputs
     for name in sorted(set(ia) | set(ib)):
-        fa, fb = dict(ia.get(name) or {}), dict(ib.get(name) or {})
+        fa, fb = ia.get(name) or {}, ib.get(name) or {}
         if not fa:
             status = "added"
         elif not fb:
@@ -425,7 +361,7 @@ def _data_diff(a: Run, b: Run) -> list[ChannelDiff]:
         elif not (fa.get("sha256") and fb.get("sha256")):
             status = "unknown"
         else:
-            status = "same" if fa["sha256"] == fb["sha256"] else "changed"
+            status = "same" if fa.get("sha256") == fb.get("sha256") else "changed"
         out.append(ChannelDiff(
             name=name, status=status, uri=Field("uri", fa.get("uri"), fb.get("uri")),
             objects=Field("objects", fa.get("objects"), fb.get("objects")),
@@ -434,10 +370,10 @@ def _data_diff(a: Run, b: Run) -> list[ChannelDiff]:
     return out
 
 
-def _packages(env: dict[str, Any]) -> dict[str, str]:
+def _packages(env: EnvironmentDoc) -> dict[str, str]:
     out = {}
-    for item in env.get("packages") or []:
-        name, _sep, version = str(item).partition("==")
+    for item in env.get("packages", []):
+        name, _sep, version = item.partition("==")
         out[name.lower()] = version
     return out
 
@@ -502,32 +438,3 @@ def diff(a: Run, b: Run) -> RunDiff:
         status=Field("status", a.status, b.status),
         params=_params_diff(a, b), code=_code_diff(a, b), data=_data_diff(a, b),
         environment=_environment_diff(a, b), metrics=_metrics_diff(a, b))
-
-
-# -- duplicate work ------------------------------------------------------------------------
-def launch_identity(record: dict[str, Any]) -> str | None:
-    """What makes two launches the same work: user code content hash, hyperparameters
-    (run id normalised), input fingerprints and image. None when any is unknown."""
-    code = (record.get("code") or {}).get("tarball") or {}
-    content = code.get("content_sha256")
-    image = (record.get("job") or {}).get("image_uri")
-    inputs = record.get("inputs") or {}
-    data = {name: (info or {}).get("sha256") for name, info in inputs.items()}
-    if not content or not image or not all(data.values()):
-        return None
-    params = normalised_params(dict(record.get("params") or {}), record.get("run_id"))
-    return json.dumps([content, image, params, data], sort_keys=True, default=str)
-
-
-def find_duplicate(store: Store, record: dict[str, Any], *,
-                   experiment: str | None = None) -> Run | None:
-    """The newest completed run of ``store`` (or of one ``experiment``) that did the same
-    work as launch ``record``: same code content, hyperparameters, data and image."""
-    key = launch_identity(record)
-    if key is None:
-        return None
-    for run in store.list_runs(experiment):
-        if run.id != record.get("run_id") and run.status == "completed" \
-                and launch_identity({**run.record, "run_id": run.id}) == key:
-            return run
-    return None

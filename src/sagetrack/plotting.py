@@ -9,6 +9,7 @@ notebooks. Needs matplotlib (``pip install 'sagetrack[plot]'``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,20 +19,23 @@ from .store.reader import Run, metric_goal
 __all__ = ["curves", "plot"]
 
 MAX_PANELS = 6
+#: values beyond this magnitude are left out (the axes could not scale to them)
+MAX_VALUE = 1e100
 
 
 def curves(run: Run) -> tuple[str, list[float], dict[str, list[float]]]:
-    """(x label, x values, metric name -> values) of one run: epochs, else steps."""
+    """(x label, x values, metric name -> values) of one run: epochs, else steps.
+
+    Missing, non-finite and out-of-range values are NaN (a gap in the curve)."""
     rows = run.epochs
     label = "epoch"
     if rows:
         several_fits = len({r.get("fit", 0) for r in rows}) > 1
-        xs = [float(i + 1) if several_fits else float(r.get("epoch") or i + 1)
-              for i, r in enumerate(rows)]
+        xs = [float(i + 1) if several_fits else float(r["epoch"]) for i, r in enumerate(rows)]
         if several_fits:
             label = "epoch (all fit calls)"
-        names = sorted({k for r in rows for k in (r.get("metrics") or {})})
-        return label, xs, {n: [_float((r.get("metrics") or {}).get(n)) for r in rows]
+        names = sorted({k for r in rows for k in r.get("metrics", {})})
+        return label, xs, {n: [_float(r.get("metrics", {}).get(n)) for r in rows]
                            for n in names}
     steps = run.steps  # custom training loops: log_metrics rows
     return "step", [float(x) for x in steps.index], {
@@ -40,9 +44,15 @@ def curves(run: Run) -> tuple[str, list[float], dict[str, list[float]]]:
 
 def _float(value: Any) -> float:
     try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
+    return number if math.isfinite(number) and abs(number) <= MAX_VALUE else math.nan
+
+
+def _text(label: str) -> str:
+    """A metric name as plain text (matplotlib reads ``$...$`` as math)."""
+    return label.replace("$", r"\$")
 
 
 def _panels(names: set[str], metric: str | None) -> list[str]:
@@ -96,7 +106,7 @@ def plot(runs: Run | Iterable[Run], metric: str | None = None, path: str | None 
                     ax.plot(xs, values[name], linestyle=style, color=color,
                             marker="o" if len(xs) <= 25 else None, markersize=3)
             ax.set_xlabel(xlabel)
-        ax.set_title(base)
+        ax.set_title(_text(base))
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in axes[len(panels):]:

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ..compare.factory import store_uri
+from ..support.records import store_uri
 
 __all__ = ["store_uri"]

@@ -16,8 +16,8 @@ from sagetrack.cli.main import main
 from sagetrack.store.backends import open_backend
 from sagetrack.store.reader import Store
 
-from ..compare.factory import write_pair, write_run
 from ..conftest import ROLE, git
+from ..support.records import write_pair, write_run
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -187,6 +187,7 @@ def test_reproduce_round_trip_and_checkout(launched, capsys, tmp_path, git_repo)
         {"epochs": 3, "learning-rate": 0.1}
     assert new.code["tarball"]["content_sha256"] == original.code["tarball"]["content_sha256"]
     assert new.inputs["training"]["sha256"] == original.inputs["training"]["sha256"]
+    assert original.problems == [] and new.problems == []  # the client's records fit the schema
 
     code, out, _ = run_cli(capsys, "diff", original_id, new.id, "--uri", uri)
     assert "Hyperparameters (identical)" in out and "(same user code)" in out

@@ -1,7 +1,7 @@
-"""Fixtures for the comparison API tests."""
+"""Fixtures for the comparison tests."""
 
 from __future__ import annotations
 
-from .factory import store_uri
+from ..support.records import store_uri
 
 __all__ = ["store_uri"]

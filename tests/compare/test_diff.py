@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
-from sagetrack.compare import diff, diffstat, find_duplicate, launch_identity
+from sagetrack.client.identity import find_duplicate, launch_identity
+from sagetrack.compare import diff
+from sagetrack.formatting import diffstat
 from sagetrack.store.backends import open_backend
 from sagetrack.store.reader import metric_goal
 
-from .factory import DIFF_A, open_store, write_pair, write_run
+from ..support.records import DIFF_A, open_store, write_pair, write_run
 
 
 def test_diff_reports_every_section(store_uri):

@@ -12,19 +12,19 @@ from typing import Any
 import pytest
 
 from sagetrack import TensorFlow
+from sagetrack.api import Store
+from sagetrack.client.checkout import checkout
 from sagetrack.client.reproduce import (
     DataChanged,
     ReproductionError,
-    checkout,
     reproduce,
     reproduction_request,
 )
 from sagetrack.compare import diff
 from sagetrack.errors import ConfigurationError
-from sagetrack.store.reader import Store
-
-from ..conftest import ROLE, git
-from .factory import write_run
+from tests.support.aws import ROLE
+from tests.support.records import write_run
+from tests.support.repo import git
 
 COMMON = dict(entry_point="train.py", role=ROLE, instance_type="ml.m5.xlarge",
               instance_count=1, framework_version="2.16", py_version="py310")

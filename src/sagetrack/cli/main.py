@@ -17,14 +17,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import settings
 from .._version import __version__
+from ..api import Run, Store, default_uri
 from ..errors import RunNotFound, SagetrackError, StoreAccessDenied
 from ..store.layout import validate_run_id
-from ..store.reader import Run, Store, metric_goal
+from ..store.reader import metric_goal
+from ..store.schema import RUN_STATUSES, UNKNOWN
 
 __all__ = ["build_parser", "main"]
 
-STATUSES = ("completed", "failed", "stopped", "running", "launched", "unknown")
+STATUSES = (*RUN_STATUSES, UNKNOWN)
 
 
 class CommandError(SagetrackError):
@@ -32,12 +35,18 @@ class CommandError(SagetrackError):
 
 
 # -- helpers -------------------------------------------------------------------------------
+def _printable(text: str) -> str:
+    # a record may hold lone surrogates (valid JSON escapes, not encodable text)
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def _out(text: str) -> None:
+    text = _printable(text)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 def _err(text: str) -> None:
-    sys.stderr.write(f"sagetrack: {text}\n")
+    sys.stderr.write(f"sagetrack: {_printable(text)}\n")
 
 
 def _json(value: Any) -> None:
@@ -56,13 +65,11 @@ def _quiet_sagemaker() -> None:
 def _uri(args: argparse.Namespace) -> str:
     if args.uri:
         return str(args.uri)
-    if os.environ.get("SAGETRACK_URI"):
-        return os.environ["SAGETRACK_URI"]
+    if settings.URI.get():
+        return settings.URI.get()
     _quiet_sagemaker()
-    from ..client.estimator import default_tracking_uri
-
     try:
-        return default_tracking_uri()
+        return default_uri()
     except SagetrackError:
         raise
     except Exception as exc:  # no credentials or region: say how to choose a store
@@ -200,7 +207,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
         if not run.epochs and run.steps.empty:
             _err(f"warning: run {run.id} recorded no metrics; it is left out of the plot")
     fig = plot(runs, metric=args.metric, path=args.output)
-    panels = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    panels = [ax.get_title().replace("\\$", "$") for ax in fig.axes
+              if ax.get_visible() and ax.get_title()]
     if args.json:
         _json({"path": args.output, "runs": [r.id for r in runs], "metrics": panels})
     else:
@@ -229,10 +237,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     run = _run(_store(args), args.run, args.experiment)
     overrides = _overrides(args)
     region = args.region or run.job_config.get("region") or None
-    boto_session = boto3.Session(region_name=region)
+    try:
+        boto_session = boto3.Session(region_name=region)
+        s3 = boto_session.client("s3")
+    except Exception as exc:  # e.g. a region name botocore refuses
+        raise CommandError(f"Cannot use AWS region {region!r}: {type(exc).__name__}: {exc}. "
+                           "Pass --region.") from exc
     if args.dry_run:
         request = reproduction_request(run, **overrides)
-        checks = check_data(run, boto_session.client("s3"))
+        checks = check_data(run, s3)
         refused = [c for c in checks if c.status != "same"] and not args.allow_data_change
         if args.json:
             _json({**request.to_dict(), "data": [{"channel": c.channel, "status": c.status,
@@ -249,10 +262,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 0
     import sagemaker
 
-    session = sagemaker.Session(boto_session=boto_session)
+    if overrides.get("instance_type", run.job_config.get("instance_type")) in ("local",
+                                                                               "local_gpu"):
+        from ..local import LocalProcessSession  # a local run repeats on this machine
+
+        session = LocalProcessSession(boto_session=boto_session)
+    else:
+        session = sagemaker.Session(boto_session=boto_session)
     try:
         est = reproduce(run, allow_data_change=args.allow_data_change, wait=args.wait,
-                        sagemaker_session=session, s3_client=boto_session.client("s3"),
+                        sagemaker_session=session, s3_client=s3,
                         **overrides)
     except SagetrackError:
         raise
@@ -270,7 +289,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_checkout(args: argparse.Namespace) -> int:
-    from ..client.reproduce import checkout
+    from ..client.checkout import checkout
 
     run = _run(_store(args), args.run, args.experiment)
     path = checkout(run, args.directory, force=args.force)
@@ -400,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("index", "build or refresh the run index that keeps listing fast", cmd_index,
             [common, exp])
     p.add_argument("--rebuild", action="store_true", help="ignore the existing index")
+
+    from . import report
+    report.add_arguments(add("report", report.HELP, report.cmd_report, [common]))
     return parser
 
 

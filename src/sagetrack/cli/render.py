@@ -7,77 +7,45 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from ..compare import (
-    code_of,
-    diff_of,
+from ..compare import code_of, diff_of, metric_order, normalised_params
+from ..formatting import (
     diffstat,
     format_bytes,
+    format_time,
     format_value,
-    metric_order,
-    normalised_params,
+    humanize_duration,
+    table,
 )
 from ..store.layout import parse_time
 from ..store.reader import Run, metric_goal
+from ..store.schema import RUNNING
 
 __all__ = [
     "duration_s",
-    "humanize_duration",
     "key_metrics",
     "key_params",
+    "problems_note",
     "run_row",
     "runs_table",
     "show",
-    "table",
 ]
-
-
-def _start(run: Run) -> Any:
-    return run.status_record.get("started") or run.record.get("created")
 
 
 def duration_s(run: Run) -> float | None:
     """Seconds from start to end (to now while running); None when unknown."""
     start = parse_time(run.status_record.get("started") or run.job.get("training_start"))
-    end = parse_time(run.status_record.get("ended") or run.job.get("training_end"))
+    end = parse_time(run.ended)
     if start is None:
         return None
     if end is None:
-        if run.status != "running":
+        if run.status != RUNNING:
             return None
         end = datetime.now(timezone.utc)
     return max((end - start).total_seconds(), 0.0)
 
 
-def humanize_duration(seconds: float | None) -> str:
-    """``1h02m``, ``3m10s``, ``42s``; ``-`` when unknown."""
-    if seconds is None:
-        return "-"
-    s = round(seconds)
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s}s"
-
-
-def _when(value: Any) -> str:
-    parsed = parse_time(value)
-    return parsed.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M") if parsed else "-"
-
-
 def _value(value: Any) -> str:
     return format_value(value, 4, compact=True)
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], max_width: int = 40) -> str:
-    """A plain left-aligned table; cells longer than ``max_width`` are cut with '~', except
-    in the first column (ids must stay whole to be copied)."""
-    cut = [[c if len(c) <= max_width or i == 0 else c[: max_width - 1] + "~"
-            for i, c in enumerate(row)] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cut]) for i, h in enumerate(headers)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in [list(headers), *cut]]
-    return "\n".join(lines)
 
 
 def key_params(runs: Sequence[Run], limit: int = 4) -> list[str]:
@@ -104,16 +72,27 @@ def run_row(run: Run) -> dict[str, Any]:
     code = code_of(run)
     return {
         "id": run.id, "experiment": run.experiment, "status": run.status,
-        "start": _start(run), "end": run.status_record.get("ended")
-        or run.job.get("training_end"), "duration_s": duration_s(run), "params": run.params,
-        "metrics": run.final_metrics, "best": run.best_metrics, "commit": code.get("commit"),
-        "dirty": code.get("dirty"), "problems": list(run.problems),
+        "start": run.started, "end": run.ended, "duration_s": duration_s(run),
+        "params": run.params, "metrics": run.final_metrics, "best": run.best_metrics,
+        "commit": code.get("commit"), "dirty": code.get("dirty"),
+        "problems": list(run.problems),
     }
+
+
+def problems_note(runs: Sequence[Run]) -> str | None:
+    """The footer naming runs whose records have problems (None when there are none)."""
+    bad = [r for r in runs if r.problems]
+    if not bad:
+        return None
+    if len(bad) == 1:
+        return f"1 run has record problems: sagetrack show {bad[0].id}"
+    return f"{len(bad)} runs have record problems: sagetrack show ID (e.g. {bad[0].id})"
 
 
 def runs_table(runs: Sequence[Run], *, params: list[str] | None = None,
                metrics: list[str] | None = None, sort: str | None = None) -> str:
-    """The ``sagetrack runs`` table: final (best) metric values, short commit."""
+    """The ``sagetrack runs`` table: final (best) metric values, short commit; a ``!``
+    after the status marks a run whose records have problems."""
     params = key_params(runs) if params is None else params
     metrics = key_metrics(runs, sort) if metrics is None else metrics
     several = len({r.experiment for r in runs}) > 1
@@ -121,16 +100,16 @@ def runs_table(runs: Sequence[Run], *, params: list[str] | None = None,
     headers += params + metrics + ["COMMIT", "DIRTY"]
     rows = []
     for run in runs:
-        code = code_of(run)
+        code, best = code_of(run), run.best_metrics  # reads the epochs: problems known after
         status = run.status + ("!" if run.problems else "")
         row = [run.id] + ([run.experiment] if several else []) + [
-            status, _when(_start(run)), humanize_duration(duration_s(run))]
+            status, format_time(run.started), humanize_duration(duration_s(run))]
         row += [_value(run.params.get(p)) for p in params]
         for m in metrics:
-            final, best = run.final_metrics.get(m), run.best_metrics.get(m)
+            final = run.final_metrics.get(m)
             cell = _value(final)
-            if best is not None and final is not None and _value(best) != cell:
-                cell += f" ({_value(best)})"
+            if best.get(m) is not None and final is not None and _value(best[m]) != cell:
+                cell += f" ({_value(best[m])})"
             row.append(cell)
         dirty = code.get("dirty")
         row += [str(code.get("commit") or "-")[:7], "-" if dirty is None else _value(dirty)]
@@ -139,8 +118,10 @@ def runs_table(runs: Sequence[Run], *, params: list[str] | None = None,
     if metrics:
         notes.append("metrics: final value (best value when different)")
     if any(r.problems for r in runs):
-        notes.append("!: records unreadable or partial (see `sagetrack show RUN`)")
-    return table(headers, rows) + ("\n\n" + "; ".join(notes) if notes else "")
+        notes.append("!: records unreadable or partial")
+    footer = problems_note(runs)
+    return table(headers, rows) + ("\n\n" + "; ".join(notes) if notes else "") + (
+        "\n" + footer if footer else "")
 
 
 def _section(title: str, items: list[tuple[str, Any]]) -> list[str]:
@@ -150,12 +131,9 @@ def _section(title: str, items: list[tuple[str, Any]]) -> list[str]:
     return [title] + [f"  {k:<{width}}  {_value(v)}" for k, v in items] + [""]
 
 
-def show(run: Run) -> str:
-    """Everything recorded about ``run``, human readable (``sagetrack show``)."""
-    record, status, job, env = run.record, run.status_record, run.job_config, run.environment
-    code = code_of(run)
-    out = [f"Run {run.id}  (experiment {run.experiment})", ""]
-    out += _section("Status", [
+def _status_section(run: Run) -> list[str]:
+    record, status, job = run.record, run.status_record, run.job
+    return _section("Status", [
         ("status", run.status + (" (records incomplete)" if run.incomplete else "")),
         ("created", record.get("created")), ("started", status.get("started")),
         ("ended", status.get("ended")), ("duration", humanize_duration(duration_s(run))),
@@ -163,21 +141,31 @@ def show(run: Run) -> str:
         ("launched by", f"{record.get('user') or '-'} on {record.get('client_host') or '-'}"),
         ("versions", f"sagetrack {record.get('sagetrack_version') or '-'}, SageMaker SDK "
                      f"{record.get('sagemaker_sdk_version') or '-'}"),
-    ] + ([("job status", run.job.get("status")),
-          ("billable seconds", run.job.get("billable_seconds"))] if run.job else []))
+    ] + ([("job status", job.get("status")),
+          ("billable seconds", job.get("billable_seconds"))] if job else []))
+
+
+def _failure_section(run: Run) -> list[str]:
     failure = run.failure
-    if failure:
-        out += ["Failure", f"  {failure.get('type')}: {failure.get('message')}"]
-        out += [f"  | {line}" for line in str(failure.get("traceback") or "")
-                .rstrip().splitlines()[-12:]] + [""]
-    origin = record.get("reproduces")
-    if isinstance(origin, dict) and origin.get("run_id"):
-        out += _section("Reproduces", [("run", f"{origin['run_id']} (experiment "
-                                               f"{origin.get('experiment')})"),
-                                       ("overrides", ", ".join(origin.get("overrides") or [])
-                                        or "none"),
-                                       ("data changed", origin.get("data_changed") or "no")])
-    out += _section("Hyperparameters", sorted(run.params.items()))
+    if not failure:
+        return []
+    out = ["Failure", f"  {failure.get('type')}: {failure.get('message')}"]
+    tail = failure.get("traceback", "").rstrip().splitlines()[-12:]
+    return out + [f"  | {line}" for line in tail] + [""]
+
+
+def _origin_section(run: Run) -> list[str]:
+    origin = run.reproduces
+    if not origin.get("run_id"):
+        return []
+    return _section("Reproduces", [
+        ("run", f"{origin.get('run_id')} (experiment {origin.get('experiment')})"),
+        ("overrides", ", ".join(origin.get("overrides", [])) or "none"),
+        ("data changed", origin.get("data_changed") or "no")])
+
+
+def _code_section(run: Run) -> list[str]:
+    code = code_of(run)
     tarball = code.get("tarball") or {}
     stats = diffstat(diff_of(run))
     items: list[tuple[str, Any]] = [
@@ -186,7 +174,7 @@ def show(run: Run) -> str:
         ("remote", code.get("remote")), ("dirty", code.get("dirty")),
     ]
     if code.get("error"):
-        items.append(("git error", code["error"]))
+        items.append(("git error", code.get("error")))
     items += [("tarball", tarball.get("uri")), ("tarball sha256", tarball.get("sha256")),
               ("content hash", tarball.get("content_sha256")),
               ("files", tarball.get("file_count"))]
@@ -194,19 +182,27 @@ def show(run: Run) -> str:
         items.append(("uncommitted", f"{len(stats)} files, +{sum(s[1] for s in stats)} "
                                      f"-{sum(s[2] for s in stats)} lines"
                       + (" (truncated)" if code.get("diff_truncated") else "")))
-    out += _section("Code", items)[:-1]
-    out += [f"    {name}  +{a} -{r}" for name, a, r in stats[:30]] + [""]
-    if run.inputs:
-        width = max(len(name) for name in run.inputs)
-        out.append("Inputs")
-        for name, info in sorted(run.inputs.items()):
-            info = dict(info or {})
-            detail = info.get("error") or info.get("note") or (
-                f"{info.get('objects')} objects, {format_bytes(info.get('bytes'))}, sha256 "
-                f"{str(info.get('sha256'))[:16]}")
-            out.append(f"  {name:<{width}}  {info.get('uri')}  ({detail})")
-        out.append("")
-    out += _section("Job", [
+    out = _section("Code", items)[:-1]
+    return out + [f"    {name}  +{a} -{r}" for name, a, r in stats[:30]] + [""]
+
+
+def _inputs_section(run: Run) -> list[str]:
+    inputs = run.inputs
+    if not inputs:
+        return []
+    width = max(len(name) for name in inputs)
+    out = ["Inputs"]
+    for name, info in sorted(inputs.items()):
+        detail = info.get("error") or info.get("note") or (
+            f"{info.get('objects')} objects, {format_bytes(info.get('bytes'))}, sha256 "
+            f"{str(info.get('sha256'))[:16]}")
+        out.append(f"  {name:<{width}}  {info.get('uri')}  ({detail})")
+    return [*out, ""]
+
+
+def _job_section(run: Run) -> list[str]:
+    job = run.job_config
+    return _section("Job", [
         ("image", job.get("image_uri")),
         ("instances", f"{job.get('instance_count')} x {job.get('instance_type')}"),
         ("framework", f"TensorFlow {job.get('framework_version')} {job.get('py_version')}"),
@@ -215,31 +211,53 @@ def show(run: Run) -> str:
         ("output path", job.get("output_path")), ("region", job.get("region")),
         ("role", job.get("role")), ("environment", job.get("environment") or None),
     ] if job else [])
-    if env:
-        packages = env.get("packages") or []
-        out += _section("Environment", [
-            ("python", env.get("python")), ("tensorflow", env.get("tensorflow")),
-            ("keras", f"{env.get('keras')} ({env.get('keras_flavour')})"),
-            ("hosts", env.get("host_count")), ("cpus", env.get("cpu_count")),
-            ("gpus", env.get("gpu_count")), ("platform", env.get("platform")),
-            ("packages", f"{len(packages)} installed"),
-        ])
+
+
+def _environment_section(run: Run) -> list[str]:
+    env = run.environment
+    if not env:
+        return []
+    return _section("Environment", [
+        ("python", env.get("python")), ("tensorflow", env.get("tensorflow")),
+        ("keras", f"{env.get('keras')} ({env.get('keras_flavour')})"),
+        ("hosts", env.get("host_count")), ("cpus", env.get("cpu_count")),
+        ("gpus", env.get("gpu_count")), ("platform", env.get("platform")),
+        ("packages", f"{len(env.get('packages', []))} installed"),
+    ])
+
+
+def _metrics_section(run: Run) -> list[str]:
     final, best = run.final_metrics, run.best_metrics
-    if final or best:
-        names = sorted(set(final) | set(best), key=metric_order)
-        width = max(len(n) for n in names)
-        out += ["Metrics (final, best)"] + [
-            f"  {n:<{width}}  {_value(final.get(n)):>10}  "
-            f"{('best ' + _value(best[n])) if n in best else ''}".rstrip() for n in names] + [""]
+    if not (final or best):
+        return []
+    names = sorted(set(final) | set(best), key=metric_order)
+    width = max(len(n) for n in names)
+    return ["Metrics (final, best)"] + [
+        f"  {n:<{width}}  {_value(final.get(n)):>10}  "
+        f"{('best ' + _value(best[n])) if n in best else ''}".rstrip() for n in names] + [""]
+
+
+def _model_section(run: Run) -> list[str]:
     model = run.model
-    if model:
-        out += ["Model", f"  {model.get('uri') or '-'}"]
-        out += [f"  {f.get('path')}  {format_bytes(f.get('bytes'))}  "
-                f"sha256 {str(f.get('sha256'))[:16]}" for f in model.get("files") or []][:50]
-        out.append("")
+    if not model:
+        return []
+    files = model.get("files") or []
+    out = ["Model", f"  {model.get('uri') or '-'}"]
+    out += [f"  {f.get('path')}  {format_bytes(f.get('bytes'))}  "
+            f"sha256 {str(f.get('sha256'))[:16]}" for f in files[:50]]
+    return [*out, ""]
+
+
+def show(run: Run) -> str:
+    """Everything recorded about ``run``, human readable (``sagetrack show``)."""
+    out = [f"Run {run.id}  (experiment {run.experiment})", ""]
+    out += _status_section(run) + _failure_section(run) + _origin_section(run)
+    out += _section("Hyperparameters", sorted(run.params.items()))
+    out += _code_section(run) + _inputs_section(run) + _job_section(run)
+    out += _environment_section(run) + _metrics_section(run) + _model_section(run)
     if run.problems:
         out += ["Problems (records unreadable or partial)"]
         out += [f"  {p}" for p in run.problems] + [""]
-    if not record:
+    if not run.record:
         out += ["(no launch record: run.json is missing or unreadable)", ""]
     return "\n".join(out).rstrip() + "\n"

@@ -3,7 +3,8 @@
 Both backends expose ``put``/``get``/``list``/``exists`` over ``/``-separated keys
 relative to the store root. Local writes are atomic (temp file + ``os.replace``);
 an S3 ``PutObject`` is atomic by nature. botocore errors are mapped to
-:mod:`sagetrack.errors` here and nowhere else.
+:mod:`sagetrack.errors` here and nowhere else. Every write passes through
+:func:`sagetrack._redact.redact_bytes`, so no record can carry a credential.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from .._redact import redact_bytes
 from ..errors import ConfigurationError, RecordNotFound, StoreAccessDenied, StoreError
 
 __all__ = ["Backend", "LocalBackend", "S3Backend", "open_backend", "validate_uri"]
@@ -48,10 +51,10 @@ class Backend(Protocol):
 
 def _check_key(key: str) -> str:
     parts = key.split("/")
-    if key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    if key.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\x00" in key:
         raise ConfigurationError(
-            f"Invalid record key {key!r}: keys are relative, '/'-separated, without '.' or '..'."
-        )
+            f"Invalid record key {key!r}: keys are relative, '/'-separated, without '.' or '..'"
+            " (and without NUL characters).")
     return key
 
 
@@ -74,6 +77,7 @@ class LocalBackend:
 
     def _write(self, key: str, data: bytes, *, replace: bool) -> bool:
         path = self._path(key)
+        data = redact_bytes(key, data)  # every local write: store, mirror, unsent copy
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -219,6 +223,7 @@ class S3Backend:
         return True
 
     def _put(self, key: str, data: bytes, **conditions: str) -> None:
+        data = redact_bytes(key, data)  # every S3 write
         extra: dict[str, str] = dict(conditions)
         if self.kms_key_id:
             extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id)
@@ -288,36 +293,113 @@ class _mapped:
             raise StoreError(f"Cannot {self.what}: {exc}") from exc
 
 
-def validate_uri(uri: str) -> str:
-    """Check a tracking URI's shape without touching the network; return it normalised."""
-    if not isinstance(uri, str) or not uri.strip():
-        raise ConfigurationError(
-            f"Invalid tracking_uri: expected 's3://bucket/prefix' or a local folder path. "
-            f"Received: tracking_uri={uri!r}")
-    uri = uri.strip()
-    parsed = urlparse(uri)
-    if parsed.scheme == "s3":
-        bucket = parsed.netloc
-        if not bucket or not _valid_bucket(bucket):
-            raise ConfigurationError(
-                f"Invalid tracking_uri: {uri!r} has no valid bucket name. "
-                "Expected 's3://my-bucket/optional/prefix'.")
-        if any(p in (".", "..") for p in parsed.path.split("/")):
-            raise ConfigurationError(f"Invalid tracking_uri: {uri!r} contains '.' or '..'.")
-        return f"s3://{bucket}{parsed.path}".rstrip("/")
-    if parsed.scheme == "file":
-        return parsed.path
-    if parsed.scheme and len(parsed.scheme) > 1:
-        raise ConfigurationError(
-            f"Invalid tracking_uri: scheme {parsed.scheme!r} is not supported. "
-            f"Use 's3://bucket/prefix' or a local folder. Received: tracking_uri={uri!r}")
-    return uri
+#: a local store path at most this many bytes (Linux PATH_MAX), each folder name at most 255
+_PATH_MAX = 4096
+_NAME_MAX = 255
+#: an S3 store prefix at most this many bytes: S3 keys hold 1024, and a run's own keys below
+#: the prefix (experiment, run id, file name) need up to 250
+_S3_PREFIX_MAX = 770
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def validate_uri(uri: object) -> str:
+    """Check a tracking URI without touching the network; return it normalised.
+
+    ``s3://bucket/prefix`` comes back without a trailing ``/``; a local folder (a path, or
+    a ``file:///absolute/path`` URL) comes back absolute, ``~`` and relative paths resolved
+    against this process, so that the value means the same in another process or folder.
+    Raises ConfigurationError naming the value for anything else: control characters,
+    ``file://relative`` or a bare ``file://``, an ``s3://`` URI without a valid bucket or
+    with ``.``/``..``/empty segments, and values too long for S3 keys or local paths.
+    """
+    if not isinstance(uri, str):
+        raise _bad_uri(uri, f"expected a str, not {type(uri).__name__}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in uri):
+        raise _bad_uri(uri, "it contains a control character (NUL, newline, tab...)")
+    text = uri.strip()
+    if not text:
+        raise _bad_uri(uri, "it is empty")
+    if len(text) > _PATH_MAX:
+        raise _bad_uri(uri, f"it is {len(text)} characters long")
+    scheme = _SCHEME.match(text)  # one letter before ':' is a Windows drive, not a scheme
+    name = scheme.group(1).lower() if scheme else ""
+    if name == "s3":
+        return _s3_uri(uri, text)
+    if name == "file":
+        return _local_path(uri, _file_url_path(uri, text))
+    if scheme:
+        raise _bad_uri(uri, f"scheme {name!r} is not supported")
+    return _local_path(uri, text)
+
+
+def _bad_uri(uri: object, reason: str) -> ConfigurationError:
+    shown = repr(uri)
+    if len(shown) > 200:
+        shown = f"{shown[:200]}... ({len(str(uri))} characters)"
+    return ConfigurationError(
+        f"Invalid tracking_uri: {reason}. Use 's3://bucket/prefix' or a local folder "
+        f"(a path, or file:///absolute/path). Received: tracking_uri={shown}")
+
+
+def _s3_uri(uri: str, text: str) -> str:
+    if not text[:5].lower() == "s3://":
+        raise _bad_uri(uri, "an S3 store is written 's3://bucket/prefix'")
+    bucket, _, prefix = text[5:].partition("/")
+    if not bucket:
+        raise _bad_uri(uri, "it names no valid bucket")
+    if not _valid_bucket(bucket):
+        raise _bad_uri(uri, f"it names no valid bucket: {bucket!r} breaks S3's naming rules "
+                            "(3-63 lowercase letters, digits, '.' and '-')")
+    if "?" in prefix or "#" in prefix:
+        raise _bad_uri(uri, "its prefix contains '?' or '#'")
+    prefix = prefix.rstrip("/")
+    if prefix and any(p in ("", ".", "..") for p in prefix.split("/")):
+        raise _bad_uri(uri, "its prefix contains '.', '..' or an empty segment ('//')")
+    if len(prefix.encode()) > _S3_PREFIX_MAX:
+        raise _bad_uri(uri, f"its prefix is {len(prefix.encode())} bytes; S3 keys hold 1024 "
+                            f"and the run's own keys need room: at most {_S3_PREFIX_MAX}")
+    return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+
+
+def _file_url_path(uri: str, text: str) -> str:
+    from urllib.parse import unquote
+
+    rest = text[5:]
+    if rest.startswith("//"):
+        host, slash, path = rest[2:].partition("/")
+        if host not in ("", "localhost"):
+            raise _bad_uri(uri, f"a file:// URL needs an absolute path (file:///folder); "
+                                f"{host!r} would be read as a host name")
+        path = slash + path
+    else:
+        path = rest
+    if not path.startswith("/"):
+        raise _bad_uri(uri, "a file: URL needs an absolute path (file:///folder)")
+    path = unquote(path)
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        raise _bad_uri(uri, "its path contains a control character")
+    return path
+
+
+def _local_path(uri: str, path: str) -> str:
+    absolute = os.path.abspath(os.path.expanduser(path))
+    size = len(os.fsencode(absolute))
+    if size >= _PATH_MAX:
+        raise _bad_uri(uri, f"as an absolute path it is {size} bytes; paths hold at most "
+                            f"{_PATH_MAX - 1}")
+    longest = max((len(os.fsencode(p)) for p in Path(absolute).parts), default=0)
+    if longest > _NAME_MAX:
+        raise _bad_uri(uri, f"one folder name in it is {longest} bytes; at most {_NAME_MAX}")
+    return absolute
 
 
 def _valid_bucket(name: str) -> bool:
-    import re
-
-    return bool(re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", name))
+    """S3's bucket naming rules (general purpose buckets)."""
+    return bool(_BUCKET.fullmatch(name)) and ".." not in name and ".-" not in name \
+        and "-." not in name and not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name) \
+        and not name.startswith(("xn--", "sthree-")) \
+        and not name.endswith(("-s3alias", "--ol-s3"))
 
 
 def open_backend(uri: str, *, client: Any = None, kms_key_id: str | None = None) -> Backend:

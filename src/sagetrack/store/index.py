@@ -24,17 +24,29 @@ import concurrent.futures
 import gzip
 import logging
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import StoreError
-from .layout import dumps_row, loads_jsonl, now_iso, parse_time, validate_experiment
-from .reader import TERMINAL, Run
+from .layout import dumps_row, now_iso, parse_time, validate_experiment
+from .parse import parse_document, parse_rows
+from .schema import (
+    INDEX_FORMAT,
+    INDEX_METRICS_FILE,
+    INDEX_PREFIX,
+    INDEX_RUNS_FILE,
+    JOB_TERMINAL,
+    TERMINAL,
+    EpochRow,
+    IndexHeader,
+    MetricsIndexLine,
+    RunsIndexLine,
+)
 
 if TYPE_CHECKING:
     from .backends import Backend
-    from .reader import Store
+    from .reader import R, Run, StoreBase
 
 __all__ = [
     "INDEX_FORMAT",
@@ -50,30 +62,29 @@ __all__ = [
 
 log = logging.getLogger("sagetrack")
 
-INDEX_PREFIX = "_index"
-INDEX_FORMAT = "sagetrack-index/1"
+T = TypeVar("T")
+
 #: a final status older than this is settled even without the client's ``job.json``
 SETTLE_SECONDS = 3600.0
 #: below this many runs of one experiment, direct GETs beat fetching the metrics index
 METRICS_INDEX_MIN_RUNS = 20
-_JOB_END = ("Completed", "Failed", "Stopped")
 
 
 def runs_key(experiment: str) -> str:
     """Key of an experiment's run summaries."""
-    return f"{INDEX_PREFIX}/{validate_experiment(experiment)}/runs.jsonl.gz"
+    return f"{INDEX_PREFIX}/{validate_experiment(experiment)}/{INDEX_RUNS_FILE}"
 
 
 def metrics_key(experiment: str) -> str:
     """Key of an experiment's per-epoch metrics."""
-    return f"{INDEX_PREFIX}/{validate_experiment(experiment)}/metrics.jsonl.gz"
+    return f"{INDEX_PREFIX}/{validate_experiment(experiment)}/{INDEX_METRICS_FILE}"
 
 
 def settled(run: Run, now: datetime | None = None) -> bool:
     """Whether ``run``'s records are final (safe to serve from the index)."""
     if run.problems:
         return False
-    if run.job.get("status") in _JOB_END:
+    if run.job.get("status") in JOB_TERMINAL:
         return True
     if run.status_record.get("status") in TERMINAL:
         ended = parse_time(run.status_record.get("ended"))
@@ -86,37 +97,34 @@ def _workers(backend: Backend) -> int:
     return 16 if backend.uri.startswith("s3://") else 4
 
 
-def _read(backend: Backend, key: str) -> list[dict[str, Any]]:
+def _read(backend: Backend, key: str, shape: type[T]) -> list[T]:
     """Entries of an index object; [] when it is missing, unreadable or not an index."""
     try:
         data = gzip.decompress(backend.get(key))
     except (StoreError, OSError, EOFError, zlib.error) as exc:
         log.debug("sagetrack: no usable index %s: %s", key, exc)
         return []
-    rows = list(loads_jsonl(data, key, problems=[]))
-    if not rows or rows[0].get("format") != INDEX_FORMAT:
+    head, _sep, rest = data.partition(b"\n")
+    if parse_document(head, key, IndexHeader, []).get("format") != INDEX_FORMAT:
         return []
-    return [r for r in rows[1:] if isinstance(r.get("id"), str)]
+    entries: list[T] = []
+    for line in rest.split(b"\n"):  # an entry that does not check cleanly is not used:
+        problems: list[str] = []     # its run is read from its records instead
+        rows = parse_rows(line, key, shape, problems)
+        if rows and not problems:
+            entries.extend(rows)
+    return entries
 
 
-def _write(backend: Backend, key: str, experiment: str, entries: list[dict[str, Any]]) -> None:
-    header = {"format": INDEX_FORMAT, "experiment": experiment, "updated": now_iso(),
-              "runs": len(entries)}
+def _write(backend: Backend, key: str, experiment: str,
+           entries: list[RunsIndexLine] | list[MetricsIndexLine]) -> None:
+    header = IndexHeader(format=INDEX_FORMAT, experiment=experiment, updated=now_iso(),
+                         runs=len(entries))
     data = "".join(dumps_row(row) for row in [header, *entries]).encode()
     backend.put(key, gzip.compress(data, compresslevel=6))
 
 
-def _doc(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _from_entry(backend: Backend, experiment: str, entry: dict[str, Any]) -> Run:
-    return Run(backend, experiment, entry["id"])._prime(
-        record=_doc(entry.get("record")), status_record=_doc(entry.get("status")),
-        job=_doc(entry.get("job")), best_metrics=_doc(entry.get("best")))
-
-
-def _warm(backend: Backend, runs: list[Run], *attrs: str) -> None:
+def _warm(backend: Backend, runs: Sequence[Run], *attrs: str) -> None:
     """Load cached properties of many runs concurrently; store errors become problems."""
     def load(run: Run) -> None:
         for attr in attrs:
@@ -131,14 +139,16 @@ def _warm(backend: Backend, runs: list[Run], *attrs: str) -> None:
             list(pool.map(load, runs))
 
 
-def _experiment(store: Store, experiment: str, *, update: bool, strict: bool,
-                rebuild: bool = False) -> tuple[list[Run], dict[str, int]]:
+def _experiment(store: StoreBase[R], experiment: str, *, update: bool, strict: bool,
+                rebuild: bool = False) -> tuple[list[R], dict[str, int]]:
     backend = store.backend
     ids = [rid for _exp, rid in store.run_ids(experiment)]
-    indexed = {} if rebuild else {e["id"]: e for e in _read(backend, runs_key(experiment))}
+    indexed = {} if rebuild else {
+        e["id"]: e for e in _read(backend, runs_key(experiment), RunsIndexLine)}
     present = set(ids)
-    runs = [_from_entry(backend, experiment, indexed[rid]) for rid in ids if rid in indexed]
-    fresh = store._load([(experiment, rid) for rid in ids if rid not in indexed])
+    runs = [store.new_run(experiment, rid)._prime(indexed[rid]) for rid in ids
+            if rid in indexed]
+    fresh = store.load([(experiment, rid) for rid in ids if rid not in indexed])
     stats = {"runs": len(ids), "from_index": len(runs), "read": len(fresh)}
     runs.extend(fresh)
     now = datetime.now(timezone.utc)
@@ -156,40 +166,41 @@ def _experiment(store: Store, experiment: str, *, update: bool, strict: bool,
     return runs, stats
 
 
-def _update(backend: Backend, experiment: str, kept: list[dict[str, Any]], newly: list[Run],
-            dropped: set[str]) -> None:
+def _update(backend: Backend, experiment: str, kept: list[RunsIndexLine],
+            newly: Sequence[Run], dropped: set[str]) -> None:
     _warm(backend, newly, "epochs", "best_metrics")
     newly = [run for run in newly if not run.problems]
-    metrics = {e["id"]: e for e in _read(backend, metrics_key(experiment))
-               if e["id"] not in dropped} if kept else {}
+    metrics: dict[str, MetricsIndexLine] = {
+        e["id"]: e for e in _read(backend, metrics_key(experiment), MetricsIndexLine)
+        if e["id"] not in dropped} if kept else {}
     for run in newly:
-        metrics[run.id] = {"id": run.id, **_columns(run.epochs)}
-    entries = kept + [{"id": run.id, "record": run.record, "status": run.status_record,
-                       "job": run.job, "best": run.best_metrics} for run in newly]
+        metrics[run.id] = _columns(run.id, run.epochs)
+    entries = kept + [RunsIndexLine(id=run.id, record=run.record, status=run.status_record,
+                                    job=run.job, best=run.best_metrics) for run in newly]
     ids = {e["id"] for e in entries}
     _write(backend, metrics_key(experiment), experiment,
            [m for rid, m in sorted(metrics.items()) if rid in ids])
     _write(backend, runs_key(experiment), experiment, entries)
 
 
-def _experiments(store: Store, experiment: str | None) -> list[str]:
+def _experiments(store: StoreBase[R], experiment: str | None) -> list[str]:
     return [validate_experiment(experiment)] if experiment else store.experiments()
 
 
-def load_runs(store: Store, experiment: str | None = None, *, update: bool = False
-              ) -> list[Run]:
+def load_runs(store: StoreBase[R], experiment: str | None = None, *, update: bool = False
+              ) -> list[R]:
     """Every run of ``experiment`` (or all), settled ones from the index when present.
 
     ``update=True`` writes an updated index when runs became settled or disappeared;
     failures to write (read-only credentials) are ignored.
     """
-    runs: list[Run] = []
+    runs: list[R] = []
     for exp in _experiments(store, experiment):
         runs.extend(_experiment(store, exp, update=update, strict=False)[0])
     return runs
 
 
-def refresh(store: Store, experiment: str | None = None, *, rebuild: bool = False
+def refresh(store: StoreBase[R], experiment: str | None = None, *, rebuild: bool = False
             ) -> dict[str, dict[str, int]]:
     """Update (or, with ``rebuild``, recreate) the index; per experiment: ``runs``
     (in the store), ``indexed`` (settled, now in the index), ``read`` (read directly)."""
@@ -197,29 +208,30 @@ def refresh(store: Store, experiment: str | None = None, *, rebuild: bool = Fals
             for exp in _experiments(store, experiment)}
 
 
-def _columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _columns(run_id: str, rows: list[EpochRow]) -> MetricsIndexLine:
     """Epoch rows as columns: ``epoch``, ``fit``, ``duration_s``, ``metrics: {name: [...]}``."""
-    names = sorted({k for r in rows for k in (r.get("metrics") or {})})
-    return {"epoch": [r.get("epoch") for r in rows], "fit": [r.get("fit", 0) for r in rows],
-            "duration_s": [r.get("duration_s") for r in rows],
-            "metrics": {n: [(r.get("metrics") or {}).get(n) for r in rows] for n in names}}
+    names = sorted({k for r in rows for k in r.get("metrics", {})})
+    return MetricsIndexLine(
+        id=run_id, epoch=[r["epoch"] for r in rows], fit=[r.get("fit", 0) for r in rows],
+        duration_s=[r.get("duration_s") for r in rows],
+        metrics={n: [r.get("metrics", {}).get(n) for r in rows] for n in names})
 
 
-def _valid_columns(entry: dict[str, Any]) -> bool:
-    n = len(entry.get("epoch") or [])
-    metrics = entry.get("metrics")
-    return isinstance(entry.get("epoch"), list) and isinstance(metrics, dict) and all(
-        isinstance(v, list) and len(v) == n for v in metrics.values()) and all(
-        isinstance(entry.get(k), list) and len(entry[k]) == n for k in ("fit", "duration_s"))
+def _valid_columns(entry: MetricsIndexLine) -> bool:
+    if not all(k in entry for k in ("epoch", "fit", "duration_s", "metrics")):
+        return False
+    n = len(entry.get("epoch", []))
+    return len(entry.get("fit", [])) == len(entry.get("duration_s", [])) == n and all(
+        len(v) == n for v in entry.get("metrics", {}).values())
 
 
-def load_metrics(store: Store, runs: Iterable[Run]) -> Any:
+def load_metrics(store: StoreBase[R], runs: Iterable[Run]) -> Any:
     """Per-epoch metrics of ``runs`` as one long DataFrame: ``run``, ``experiment``,
     ``epoch``, ``fit``, one column per metric, ``duration_s``."""
     import pandas as pd
 
     runs = list(runs)
-    blocks: dict[int, dict[str, Any]] = {}
+    blocks: dict[int, MetricsIndexLine] = {}
     by_experiment: dict[str, list[Run]] = {}
     for run in runs:
         if "epochs" not in run.__dict__ and run.backend is store.backend:
@@ -228,7 +240,7 @@ def load_metrics(store: Store, runs: Iterable[Run]) -> Any:
         if len(group) < METRICS_INDEX_MIN_RUNS:
             continue
         wanted = {run.id: run for run in group}
-        for entry in _read(store.backend, metrics_key(exp)):
+        for entry in _read(store.backend, metrics_key(exp), MetricsIndexLine):
             match = wanted.get(entry["id"])
             if match is not None and _valid_columns(entry) and settled(match):
                 blocks[id(match)] = entry
@@ -238,22 +250,22 @@ def load_metrics(store: Store, runs: Iterable[Run]) -> Any:
     metric_columns: dict[str, list[Any]] = {}
     total = 0
     for run in runs:
-        block = blocks.get(id(run)) or _columns(run.epochs)
-        n = len(block["epoch"])
+        block = blocks.get(id(run)) or _columns(run.id, run.epochs)
+        n = len(block.get("epoch", []))
         if not n:
             continue
         columns["run"].extend([run.id] * n)
         columns["experiment"].extend([run.experiment] * n)
-        columns["epoch"].extend(block["epoch"])
-        columns["fit"].extend(block["fit"])
-        for name, values in block["metrics"].items():
+        columns["epoch"].extend(block.get("epoch", []))
+        columns["fit"].extend(block.get("fit", []))
+        for name, values in block.get("metrics", {}).items():
             if name not in metric_columns:
                 metric_columns[name] = [None] * total
             metric_columns[name].extend(values)
         total += n
         for values in metric_columns.values():
             values.extend([None] * (total - len(values)))
-        columns.setdefault("duration_s", []).extend(block["duration_s"])
+        columns.setdefault("duration_s", []).extend(block.get("duration_s", []))
     if not total:
         return pd.DataFrame(columns=["run", "experiment", "epoch", "fit", "duration_s"])
     duration = columns.pop("duration_s")

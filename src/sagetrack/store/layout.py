@@ -1,35 +1,30 @@
-"""The record format: where each record of a run lives, and name rules.
+"""Names and helpers of the record format: run keys, name rules, times, JSON encoding.
 
-Layout (version ``sagetrack/1``, documented in ``docs/record-format.md``)::
-
-    <tracking_uri>/<experiment>/<run id>/run.json          launch record (client, at fit)
-                                        /code.diff         uncommitted diff (client)
-                                        /status.json       status snapshot (replaced whole)
-                                        /environment.json  container environment (chief)
-                                        /hosts/<host>.json host environment (every host)
-                                        /metrics.jsonl     one row per epoch
-                                        /steps.jsonl       log_metrics() and output-scraped rows
-                                        /batches/<epoch>-<attempt>-<chunk>.jsonl
-                                                           every-N-batches rows
-                                        /model.json        files saved under SM_MODEL_DIR
-                                        /job.json          job outcome seen by the client
-    <tracking_uri>/_launch/<experiment>/<name>.json        launch template (tuner, pipeline)
+The file names, reserved prefixes, statuses and shapes of ``sagetrack/1`` live in
+:mod:`.schema` (re-exported here: ``FORMAT``, ``RUN_FILES``, ``batch_file``, ...);
+``docs/record-format.md`` documents them.
 """
 
 from __future__ import annotations
 
 import json
+import numbers
 import re
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from ..errors import ConfigurationError, CorruptRecord
+from .schema import BATCH_CHUNK_ROWS, FORMAT, RUN_FILES, batch_file, host_file
 
 __all__ = [
+    "BATCH_CHUNK_ROWS",
     "FORMAT",
     "RUN_FILES",
+    "batch_file",
     "dumps",
+    "dumps_row",
+    "host_file",
     "loads_jsonl",
     "now_iso",
     "parse_time",
@@ -37,29 +32,6 @@ __all__ = [
     "validate_experiment",
     "validate_run_id",
 ]
-
-FORMAT = "sagetrack/1"
-
-RUN_FILES = {
-    "run": "run.json",
-    "diff": "code.diff",
-    "status": "status.json",
-    "environment": "environment.json",
-    "metrics": "metrics.jsonl",
-    "steps": "steps.jsonl",
-    "model": "model.json",
-    "job": "job.json",
-}
-
-#: rows per every-N-batches file: a flush rewrites one chunk, never a whole long epoch
-BATCH_CHUNK_ROWS = 1000
-
-
-def batch_file(epoch: int, attempt: int, chunk: int) -> str:
-    """The series that holds chunk ``chunk`` (from 0) of ``epoch``'s batch rows recorded
-    by ``attempt`` (a restarted job never overwrites an earlier attempt's rows)."""
-    return f"batches/{epoch:06d}-{attempt:03d}-{chunk:05d}.jsonl"
-
 
 _EXPERIMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}")
 # SageMaker training job names: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}
@@ -95,38 +67,89 @@ def now_iso() -> str:
 
 
 def parse_time(value: Any) -> datetime | None:
-    """A record's ISO 8601 time as an aware datetime (UTC when unqualified), else None."""
+    """A record's ISO 8601 time as an aware UTC datetime (UTC when unqualified), else None."""
     if not isinstance(value, str) or not value:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # not a time, or beyond year 1-9999 once in UTC
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _default(obj: Any) -> Any:
-    # numpy scalars and arrays, paths, sets: anything with a natural JSON form
-    if hasattr(obj, "item") and callable(obj.item):
-        try:
-            return obj.item()
-        except (ValueError, TypeError):
-            pass
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj, key=str)
-    return str(obj)
+#: bounds on what one record may hold: deeper or larger values are cut, never recursed into
+MAX_DEPTH = 64
+MAX_ITEMS = 100_000
+MAX_TEXT = 1_000_000
+_TRUSTED_ARRAYS = ("numpy",)
+
+
+def plain(obj: Any, _depth: int = 0) -> Any:
+    """``obj`` as plain JSON data, in bounded time and memory.
+
+    Standard containers, numbers (numpy scalars included) and strings are kept; numpy
+    arrays become lists; paths, dates and every other object become their ``str()``.
+    No other method of an unknown object is called (a ``unittest.mock.Mock`` answers any
+    attribute), nesting is cut at :data:`MAX_DEPTH`, containers at :data:`MAX_ITEMS` and
+    strings at :data:`MAX_TEXT` characters.
+    """
+    if obj is None or isinstance(obj, (bool, int, float)):
+        return obj if obj is None or type(obj) in (bool, int, float) else _number(obj)
+    if isinstance(obj, str):
+        return obj if len(obj) <= MAX_TEXT else obj[:MAX_TEXT] + "...[cut]"
+    if _depth >= MAX_DEPTH:
+        return "...[nested too deep]"
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for i, (key, value) in enumerate(obj.items()):
+            if i >= MAX_ITEMS:
+                out["...[cut]"] = f"{len(obj) - MAX_ITEMS} more entries"
+                break
+            out[key if isinstance(key, str) else _text(key)] = plain(value, _depth + 1)
+        return out
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = sorted(obj, key=_text) if isinstance(obj, (set, frozenset)) else obj
+        return [plain(v, _depth + 1) for v in list(items)[:MAX_ITEMS]]
+    if isinstance(obj, numbers.Number):
+        return _number(obj)
+    if type(obj).__module__.split(".")[0] in _TRUSTED_ARRAYS and hasattr(obj, "tolist"):
+        return plain(obj.tolist(), _depth + 1)
+    if isinstance(obj, (datetime, date)):
+        return obj.isoformat()
+    return _text(obj)
+
+
+def _number(obj: Any) -> Any:
+    try:
+        if isinstance(obj, numbers.Integral):
+            return int(obj)
+        if isinstance(obj, numbers.Real):
+            return float(obj)
+    except Exception:
+        pass
+    return _text(obj)
+
+
+def _text(obj: Any) -> str:
+    if isinstance(obj, str):
+        return obj
+    try:
+        text = str(obj)
+    except Exception:
+        return f"<{type(obj).__name__}>"
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "...[cut]"
 
 
 def dumps(obj: Any, *, indent: int | None = 2) -> bytes:
     """Serialise a record as UTF-8 JSON (NaN/Infinity kept, as Python's json reads them)."""
-    return json.dumps(obj, indent=indent, default=_default, ensure_ascii=False).encode()
+    return json.dumps(plain(obj), indent=indent, ensure_ascii=False).encode()
 
 
 def dumps_row(obj: Any) -> str:
     """One JSONL line (with trailing newline)."""
-    return json.dumps(obj, default=_default, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return json.dumps(plain(obj), ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 def loads_jsonl(data: bytes, where: str, problems: list[str] | None = None
@@ -143,7 +166,7 @@ def loads_jsonl(data: bytes, where: str, problems: list[str] | None = None
             continue
         try:
             row = json.loads(line)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             msg = f"{where} line {i + 1}: " + ("truncated last line" if i >= last - 1
                                                else f"invalid JSON ({exc})")
             if problems is not None:

@@ -1,8 +1,11 @@
-"""Read runs back: ``Store(uri).runs()`` as a table, ``Store(uri).run(id)`` as a :class:`Run`.
+"""Read runs back from a store: the record reader under ``sagetrack.Run``/``Store``.
 
-Reading never needs sagetrack's writer: it only parses the JSON/JSONL files described
-in ``docs/record-format.md``. Partial or damaged records are reported in
-``Run.problems`` and never crash a listing.
+:class:`Run` reads one run's records lazily through the tolerant parser
+(:mod:`.parse`), so every property has the type :mod:`.schema` gives it whatever the
+files hold: a missing, damaged or wrongly shaped record leaves its empty value and a line
+in :attr:`Run.problems`, never an exception. :class:`Store` lists and finds runs, from the
+run index (:mod:`.index`) where it helps. The user-facing classes in :mod:`sagetrack.api`
+add plotting and reproduction and the default store.
 """
 
 from __future__ import annotations
@@ -11,19 +14,50 @@ import concurrent.futures
 import difflib
 import json
 from functools import cached_property
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from ..errors import RecordNotFound, RunNotFound, StoreError
-from ..store.backends import Backend, open_backend
-from ..store.layout import RUN_FILES, loads_jsonl, validate_experiment, validate_run_id
+from .backends import Backend, open_backend
+from .layout import validate_experiment, validate_run_id
+from .parse import finite, parse_document, parse_rows
+from .schema import (
+    BATCHES_DIR,
+    DIFF_FILE,
+    ENVIRONMENT_FILE,
+    JOB_FILE,
+    JOB_TERMINAL,
+    METRICS_FILE,
+    MODEL_FILE,
+    RUN_FILE,
+    STATUS_FILE,
+    STEPS_FILE,
+    TERMINAL,
+    ArtifactsDoc,
+    BatchRow,
+    ChannelDoc,
+    CodeDoc,
+    EnvironmentDoc,
+    EpochRow,
+    FailureDoc,
+    JobConfigDoc,
+    JobDoc,
+    ModelDoc,
+    ReproducesDoc,
+    RunDoc,
+    RunsIndexLine,
+    StatusDoc,
+    StepRow,
+    TarballDoc,
+    run_status,
+)
 
-__all__ = ["Run", "Store", "metric_goal"]
+__all__ = ["Run", "Store", "StoreBase", "metric_goal"]
 
-TERMINAL = ("completed", "failed", "stopped")
-_JOB_STATUS = {"Completed": "completed", "Failed": "failed", "Stopped": "stopped"}
 #: name parts of metrics where lower is better; every other metric is better higher
 LOWER_IS_BETTER = ("loss", "error", "mae", "mse", "mape", "perplexity")
 _NO_GOAL = frozenset({"learning_rate", "lr", "duration_s"})
+
+R = TypeVar("R", bound="Run")
 
 
 def metric_goal(name: str) -> str | None:
@@ -64,38 +98,21 @@ class Run:
         except RecordNotFound:
             return None
 
-    def _json(self, name: str) -> dict[str, Any]:
-        data = self._read(name)
-        if data is None:
-            return {}
-        try:
-            value = json.loads(data)
-        except ValueError as exc:
-            self.problems.append(f"{name}: not valid JSON ({exc}); file is corrupt or truncated")
-            return {}
-        return value if isinstance(value, dict) else {}
-
-    def _jsonl(self, name: str) -> list[dict[str, Any]]:
-        data = self._read(name)
-        if data is None:
-            return []
-        return list(loads_jsonl(data, name, self.problems))
-
     # -- records -------------------------------------------------------------------------
     @cached_property
-    def record(self) -> dict[str, Any]:
+    def record(self) -> RunDoc:
         """The launch record (``run.json``) written by the client at ``fit()``."""
-        return self._json(RUN_FILES["run"])
+        return parse_document(self._read(RUN_FILE), RUN_FILE, RunDoc, self.problems)
 
     @cached_property
-    def status_record(self) -> dict[str, Any]:
+    def status_record(self) -> StatusDoc:
         """The status snapshot (``status.json``)."""
-        return self._json(RUN_FILES["status"])
+        return parse_document(self._read(STATUS_FILE), STATUS_FILE, StatusDoc, self.problems)
 
     @cached_property
-    def job(self) -> dict[str, Any]:
+    def job(self) -> JobDoc:
         """The job outcome the client saw (``job.json``), if it waited or ingested it."""
-        return self._json(RUN_FILES["job"])
+        return parse_document(self._read(JOB_FILE), JOB_FILE, JobDoc, self.problems)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -103,64 +120,85 @@ class Run:
         return dict(self.record.get("params") or {})
 
     @property
-    def code(self) -> dict[str, Any]:
+    def code(self) -> CodeDoc:
         """Code version: git commit, branch, remote, dirty flag, tarball URI and hashes."""
-        return dict(self.record.get("code") or {})
+        return cast(CodeDoc, dict(self.record.get("code") or {}))
 
     @property
-    def inputs(self) -> dict[str, Any]:
+    def tarball(self) -> TarballDoc:
+        """The code tarball SageMaker ran: URI, sha256, content hash, files (``{}`` if none)."""
+        return cast(TarballDoc, dict(self.code.get("tarball") or {}))
+
+    @property
+    def inputs(self) -> dict[str, ChannelDoc]:
         """Input channels: URI and fingerprint (objects, bytes, sha256)."""
         return dict(self.record.get("inputs") or {})
 
     @property
-    def job_config(self) -> dict[str, Any]:
+    def job_config(self) -> JobConfigDoc:
         """Image, instance type/count, framework versions, spot and checkpoint settings."""
-        return dict(self.record.get("job") or {})
+        return cast(JobConfigDoc, dict(self.record.get("job") or {}))
+
+    @property
+    def artifacts(self) -> ArtifactsDoc:
+        """Where SageMaker puts the code, model and output archives."""
+        return cast(ArtifactsDoc, dict(self.record.get("artifacts") or {}))
+
+    @property
+    def reproduces(self) -> ReproducesDoc:
+        """The run this run repeats (``{}`` unless launched by ``sagetrack.reproduce``)."""
+        return cast(ReproducesDoc, dict(self.record.get("reproduces") or {}))
 
     @cached_property
-    def environment(self) -> dict[str, Any]:
+    def environment(self) -> EnvironmentDoc:
         """The container environment recorded by the chief host."""
-        return self._json(RUN_FILES["environment"])
+        return parse_document(self._read(ENVIRONMENT_FILE), ENVIRONMENT_FILE, EnvironmentDoc,
+                              self.problems)
 
     @cached_property
     def model(self) -> dict[str, Any]:
         """Files saved under SM_MODEL_DIR (path, bytes, sha256) and the model.tar.gz URI."""
-        doc = self._json(RUN_FILES["model"])
-        uri = self.job.get("model_artifacts") or (self.record.get("artifacts") or {}).get("model")
+        doc = parse_document(self._read(MODEL_FILE), MODEL_FILE, ModelDoc, self.problems)
+        uri = self.job.get("model_artifacts") or self.artifacts.get("model")
         return {**doc, "uri": uri} if doc or uri else {}
 
     @cached_property
     def diff(self) -> str:
         """The uncommitted diff recorded at launch ('' when clean or not in git)."""
-        data = self._read(RUN_FILES["diff"])
+        data = self._read(DIFF_FILE)
         return data.decode("utf-8", errors="replace") if data else ""
+
+    @property
+    def started(self) -> str | None:
+        """When the job started (else when it was launched), ISO 8601."""
+        return self.status_record.get("started") or self.record.get("created")
+
+    @property
+    def ended(self) -> str | None:
+        """When the run ended (the recorded status, else the job's end), ISO 8601."""
+        return self.status_record.get("ended") or self.job.get("training_end")
 
     @property
     def status(self) -> str:
         """completed, failed, stopped, running, launched, or unknown."""
-        recorded = str(self.status_record.get("status") or "")
-        job_status = _JOB_STATUS.get(str(self.job.get("status")))
-        if recorded in TERMINAL:
-            return recorded
-        if job_status:
-            return job_status
-        return recorded or ("launched" if self.record else "unknown")
+        return run_status(self.status_record.get("status"), self.job.get("status"),
+                          bool(self.record))
 
     @property
     def incomplete(self) -> bool:
         """True when the job ended but the run's records did not reach a final status."""
-        recorded = str(self.status_record.get("status") or "")
-        return recorded not in TERMINAL and (bool(self.job.get("status") in _JOB_STATUS)
-                                             or bool(self.problems))
+        return self.status_record.get("status") not in TERMINAL and (
+            self.job.get("status") in JOB_TERMINAL or bool(self.problems))
 
     @property
-    def failure(self) -> dict[str, Any] | None:
+    def failure(self) -> FailureDoc | None:
         """Exception type, message and traceback tail of a failed run (or the job's reason)."""
         failure = self.status_record.get("failure")
         if failure:
-            return dict(failure)
-        if self.job.get("failure_reason"):
-            return {"type": "JobFailure", "message": self.job["failure_reason"]}
+            return cast(FailureDoc, dict(failure))
+        reason = self.job.get("failure_reason")
+        if reason:
+            return FailureDoc(type="JobFailure", message=reason)
         return None
 
     @property
@@ -169,9 +207,14 @@ class Run:
         return dict(self.status_record.get("metrics") or {})
 
     @cached_property
-    def epochs(self) -> list[dict[str, Any]]:
+    def epochs(self) -> list[EpochRow]:
         """Raw epoch rows from ``metrics.jsonl``."""
-        return self._jsonl(RUN_FILES["metrics"])
+        return parse_rows(self._read(METRICS_FILE), METRICS_FILE, EpochRow, self.problems)
+
+    @cached_property
+    def step_rows(self) -> list[StepRow]:
+        """Raw rows from ``steps.jsonl``."""
+        return parse_rows(self._read(STEPS_FILE), STEPS_FILE, StepRow, self.problems)
 
     @property
     def metrics(self) -> Any:
@@ -179,12 +222,12 @@ class Run:
         import pandas as pd
 
         # a restarted attempt may record an epoch again: the latest row wins
-        latest: dict[tuple[Any, Any], dict[str, Any]] = {}
+        latest: dict[tuple[int, int], dict[str, Any]] = {}
         for r in self.epochs:
-            latest[(r.get("fit", 0), r.get("epoch"))] = {
-                "epoch": r.get("epoch"), **(r.get("metrics") or {}),
-                "duration_s": r.get("duration_s"), "fit": r.get("fit", 0)}
-        rows = sorted(latest.values(), key=lambda r: (r["fit"], r["epoch"]))
+            fit = r.get("fit", 0)
+            latest[(fit, r["epoch"])] = {**r.get("metrics", {}), "epoch": r["epoch"],
+                                         "duration_s": r.get("duration_s"), "fit": fit}
+        rows = [latest[key] for key in sorted(latest)]
         if not rows:
             return pd.DataFrame(index=pd.Index([], name="epoch"))
         frame = pd.DataFrame(rows).set_index("epoch")
@@ -196,14 +239,15 @@ class Run:
     def best_metrics(self) -> dict[str, float]:
         """Best epoch value of each metric (:func:`metric_goal`); step rows when no epochs."""
         best: dict[str, float] = {}
-        for row in self.epochs or self._jsonl(RUN_FILES["steps"]):
-            for name, value in (row.get("metrics") or {}).items():
-                goal = metric_goal(name)
-                if goal is None or not isinstance(value, (int, float)) or value != value:
+        rows: list[EpochRow] | list[StepRow] = self.epochs or self.step_rows
+        for row in rows:
+            for name, raw in row.get("metrics", {}).items():
+                goal, value = metric_goal(name), finite(raw)
+                if goal is None or value is None:
                     continue
                 if name not in best or (value < best[name] if goal == "min"
                                         else value > best[name]):
-                    best[name] = float(value)
+                    best[name] = value
         return best
 
     @property
@@ -211,71 +255,55 @@ class Run:
         """Values from ``log_metrics`` and from output matched by ``metric_definitions``."""
         import pandas as pd
 
-        rows = self._jsonl(RUN_FILES["steps"])
+        rows = self.step_rows
         if not rows:
             return pd.DataFrame(index=pd.Index([], name="step"))
-        frame = pd.DataFrame([{"step": r.get("step"), **(r.get("metrics") or {})}
-                              for r in rows])
+        frame = pd.DataFrame([{**r.get("metrics", {}), "step": r["step"]} for r in rows])
         return frame.groupby("step").last()
+
+    @cached_property
+    def batch_rows(self) -> list[BatchRow]:
+        """Raw rows of the ``batches/`` files, in file name order (epoch, attempt, chunk)."""
+        rows: list[BatchRow] = []
+        for key in sorted(self.backend.list(f"{self.prefix}/{BATCHES_DIR}")):
+            name = key[len(self.prefix) + 1:]
+            rows += parse_rows(self._read(name), name, BatchRow, self.problems)
+        return rows
 
     @property
     def batches(self) -> Any:
         """Every-N-batches rows (when ``track_batches`` was set), one row per record."""
         import pandas as pd
 
-        rows: list[dict[str, Any]] = []
-        for key in sorted(self.backend.list(f"{self.prefix}/batches")):
-            name = key[len(self.prefix) + 1:]
-            rows.extend({"step": r.get("step"), "epoch": r.get("epoch"), "batch": r.get("batch"),
-                         **(r.get("metrics") or {})} for r in self._jsonl(name))
+        rows = [{**r.get("metrics", {}), "step": r["step"], "epoch": r["epoch"],
+                 "batch": r["batch"]} for r in self.batch_rows]
         if not rows:
             return pd.DataFrame(index=pd.Index([], name="step"))
-        # files are read in name order (epoch, attempt, chunk): where a restarted attempt
-        # recorded a batch again, its row wins
+        # where a restarted attempt recorded a batch again, its row (read later) wins
         frame = pd.DataFrame(rows).drop_duplicates(["epoch", "batch"], keep="last")
         return frame.sort_values("step", kind="stable").set_index("step")
 
-    def _prime(self, **documents: Any) -> Run:
-        """Seed cached documents read elsewhere (the run index); returns ``self``."""
-        self.__dict__.update(documents)
+    def _prime(self: R, entry: RunsIndexLine) -> R:
+        """Seed the records of a run index line (checked when the index was read)."""
+        self.__dict__.update(record=entry.get("record", {}),
+                             status_record=entry.get("status", {}),
+                             job=entry.get("job", {}), best_metrics=entry.get("best", {}))
         return self
-
-    def plot(self, metric: str | None = None, path: str | None = None, **kwargs: Any) -> Any:
-        """Learning curves of this run (see :func:`sagetrack.plotting.plot`)."""
-        from ..plotting import plot
-
-        return plot([self], metric=metric, path=path, **kwargs)
-
-    def estimator(self, **overrides: Any) -> Any:
-        """A ready ``sagetrack.TensorFlow`` repeating this run: same image, code tarball,
-        hyperparameters and settings, recorded as reproducing it. ``overrides`` replace
-        recorded arguments (``hyperparameters`` are merged); fit it with
-        :meth:`training_inputs`. See :mod:`sagetrack.client.reproduce`."""
-        from ..client.reproduce import estimator_for
-
-        return estimator_for(self, **overrides)
-
-    def training_inputs(self) -> dict[str, Any]:
-        """The recorded input channels, ready for ``estimator.fit(...)``."""
-        from ..client.reproduce import training_inputs
-
-        return training_inputs(self)
 
     def summary(self) -> dict[str, Any]:
         """One flat row for :meth:`Store.runs`."""
-        status = self.status_record
-        code = self.code
+        code, job = self.code, self.job_config
         row: dict[str, Any] = {
             "id": self.id,
             "experiment": self.experiment,
             "status": self.status,
-            "start": status.get("started") or self.record.get("created"),
-            "end": status.get("ended") or self.job.get("training_end"),
-            "epochs": status.get("last_epoch"),
+            "start": self.started,
+            "end": self.ended,
+            "epochs": self.status_record.get("last_epoch"),
             "commit": code.get("commit"),
             "dirty": code.get("dirty"),
-            "instance_type": self.job_config.get("instance_type"),
-            "instance_count": self.job_config.get("instance_count"),
+            "instance_type": job.get("instance_type"),
+            "instance_count": job.get("instance_count"),
         }
         for key, value in self.params.items():
             _flatten(f"params.{key}", value, row)
@@ -286,26 +314,26 @@ class Run:
         return row
 
 
-class Store:
-    """A tracking store: a local folder or ``s3://bucket/prefix``.
+class StoreBase(Generic[R]):
+    """A tracking store (a local folder or ``s3://bucket/prefix``) read back as runs of
+    :attr:`run_class`."""
 
-    ``Store()`` uses the estimator's default (``$SAGETRACK_URI``, else the SageMaker
-    session's default bucket).
-    """
+    #: the class of the runs :meth:`run` and :meth:`list_runs` return
+    run_class: type[R]
 
-    def __init__(self, uri: str | None = None, *, s3_client: Any = None) -> None:
-        if uri is None:
-            from ..client.estimator import default_tracking_uri
-
-            uri = default_tracking_uri()
+    def __init__(self, uri: str, *, s3_client: Any = None) -> None:
         self.backend = open_backend(uri, client=s3_client)
         self.uri = self.backend.uri
 
     def __repr__(self) -> str:
         return f"Store({self.uri!r})"
 
+    def new_run(self, experiment: str, run_id: str) -> R:
+        """A reader of run ``run_id`` of ``experiment`` (nothing is read yet)."""
+        return self.run_class(self.backend, experiment, run_id)
+
     def experiments(self) -> list[str]:
-        """Experiment names in the store."""
+        """Experiment names in the store (names starting with ``_`` are reserved)."""
         names = []
         for key in self.backend.list("", delimiter="/"):
             if key.endswith("/") and not key.startswith(("_", ".")):
@@ -322,10 +350,12 @@ class Store:
                     out.append((exp, key.rstrip("/").split("/")[-1]))
         return out
 
-    def _load(self, pairs: list[tuple[str, str]]) -> list[Run]:
-        runs = [Run(self.backend, exp, rid) for exp, rid in pairs]
+    def load(self, pairs: list[tuple[str, str]]) -> list[R]:
+        """Runs with their launch record, status and job outcome read (concurrently);
+        a record that cannot be read becomes a problem of its run."""
+        runs = [self.new_run(exp, rid) for exp, rid in pairs]
 
-        def warm(run: Run) -> Run:
+        def warm(run: R) -> R:
             for attr in ("record", "status_record", "job"):
                 try:
                     getattr(run, attr)
@@ -339,7 +369,7 @@ class Store:
             return list(pool.map(warm, runs))
 
     def list_runs(self, experiment: str | None = None, *, update_index: bool = False
-                  ) -> list[Run]:
+                  ) -> list[R]:
         """Every run (optionally of one experiment), newest first.
 
         Settled runs come from the run index when there is one (:mod:`.index`); the rest
@@ -348,8 +378,7 @@ class Store:
         from .index import load_runs
 
         runs = load_runs(self, experiment, update=update_index)
-        runs.sort(key=lambda r: str(r.status_record.get("started")
-                                    or r.record.get("created") or ""), reverse=True)
+        runs.sort(key=lambda r: str(r.started or ""), reverse=True)
         return runs
 
     def runs(self, experiment: str | None = None) -> Any:
@@ -360,10 +389,9 @@ class Store:
         rows = [run.summary() for run in self.list_runs(experiment)]
         columns = ["id", "experiment", "status", "start", "end", "epochs", "commit", "dirty",
                    "instance_type", "instance_count"]
-        frame = pd.DataFrame(rows, columns=None if rows else columns)
-        return frame
+        return pd.DataFrame(rows, columns=None if rows else columns)
 
-    def metrics(self, runs: list[Run] | None = None, experiment: str | None = None) -> Any:
+    def metrics(self, runs: list[R] | None = None, experiment: str | None = None) -> Any:
         """Per-epoch metrics of many runs as one long DataFrame (``run``, ``epoch``, ...),
         loaded concurrently, settled runs from the run index."""
         from .index import load_metrics
@@ -377,15 +405,20 @@ class Store:
 
         return refresh(self, experiment, rebuild=rebuild)
 
-    def run(self, run_id: str, experiment: str | None = None) -> Run:
+    def run(self, run_id: str, experiment: str | None = None) -> R:
         """The run with this id (a training job name); RunNotFound with suggestions if none."""
         validate_run_id(run_id)
         experiments = [validate_experiment(experiment)] if experiment else self.experiments()
         for exp in experiments:
-            run = Run(self.backend, exp, run_id)
-            if self.backend.exists(f"{run.prefix}/{RUN_FILES['run']}") or \
-                    self.backend.exists(f"{run.prefix}/{RUN_FILES['status']}"):
+            run = self.new_run(exp, run_id)
+            if self.backend.exists(f"{run.prefix}/{RUN_FILE}") or \
+                    self.backend.exists(f"{run.prefix}/{STATUS_FILE}"):
                 return run
         known = [rid for _e, rid in self.run_ids(experiment)]
         raise RunNotFound(run_id, difflib.get_close_matches(run_id, known, n=3, cutoff=0.5))
 
+
+class Store(StoreBase[Run]):
+    """A tracking store read back as plain :class:`Run` records."""
+
+    run_class = Run

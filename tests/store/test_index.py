@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,9 @@ import pytest
 
 from sagetrack.store import index
 from sagetrack.store.backends import open_backend
+from sagetrack.store.schema import RunsIndexLine
 
-from .factory import open_store, write_pair, write_run
+from ..support.records import open_store, write_pair, write_run
 
 
 def delete_run(uri: str, experiment: str, run_id: str, request: Any, name: str = "") -> None:
@@ -64,7 +66,7 @@ def test_new_and_removed_runs_are_seen_through_the_index(store_uri, request):
     write_run(store_uri, "resnet", "resnet-c", started="2024-05-05T00:00:00.000+00:00")
     delete_run(store_uri, "resnet", "resnet-a", request)
     assert [r.id for r in store.list_runs(update_index=True)] == ["resnet-c", "resnet-b"]
-    entries = index._read(store.backend, index.runs_key("resnet"))
+    entries = index._read(store.backend, index.runs_key("resnet"), RunsIndexLine)
     assert sorted(e["id"] for e in entries) == ["resnet-b", "resnet-c"]
 
 
@@ -76,7 +78,7 @@ def test_a_corrupt_index_is_ignored(store_uri):
     assert [r.id for r in store.list_runs()] == ["resnet-b", "resnet-a"]
     assert len(store.metrics()) == 6
     store.refresh_index(rebuild=True)
-    assert len(index._read(store.backend, index.runs_key("resnet"))) == 2
+    assert len(index._read(store.backend, index.runs_key("resnet"), RunsIndexLine)) == 2
 
 
 def test_metrics_of_many_runs_load_concurrently_and_from_the_index(store_uri, request,
@@ -119,3 +121,22 @@ def test_store_without_runs(store_uri):
     assert store.list_runs() == [] and store.refresh_index() == {}
     assert store.metrics().empty
     open_backend(store_uri)  # still a valid, empty store
+
+
+def test_an_index_entry_of_another_shape_is_not_used(store_uri):
+    write_pair(store_uri)
+    store = open_store(store_uri)
+    store.refresh_index()
+    raw = gzip.decompress(store.backend.get(index.runs_key("resnet"))).decode().splitlines()
+    entries = [json.loads(line) for line in raw]
+    for entry in entries[1:]:
+        if entry["id"] == "resnet-a":
+            entry["record"]["params"] = ["not", "a", "mapping"]
+            entry["best"] = {"loss": "low"}
+    store.backend.put(index.runs_key("resnet"), gzip.compress(
+        "".join(json.dumps(e) + "\n" for e in entries).encode()))
+    assert [e["id"] for e in index._read(store.backend, index.runs_key("resnet"),
+                                         RunsIndexLine)] == ["resnet-b"]
+    runs = {r.id: r for r in open_store(store_uri).list_runs()}
+    assert runs["resnet-a"].params["learning-rate"] == 0.1  # read from its own records
+    assert runs["resnet-a"].best_metrics["loss"] == 0.45 and not runs["resnet-a"].problems

@@ -1,4 +1,4 @@
-"""Runs written straight into a store in the documented layout (``store/layout.py``).
+"""Runs written straight into a store in the documented layout (``store/schema.py``).
 
 ``write_run`` produces the same files the estimator and the container write, so the
 reader, ``diff``, the index and the CLI are tested on real records without launching
@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sagetrack.api import Store
 from sagetrack.store.backends import Backend, open_backend
 from sagetrack.store.layout import FORMAT, dumps, dumps_row
-from sagetrack.store.reader import Store
 
 IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/tensorflow-training:2.16-cpu-py310"
 PACKAGES = ["keras==3.3.3", "numpy==1.26.4", "tensorflow==2.16.1"]
@@ -131,3 +133,36 @@ def store_uri(request: pytest.FixtureRequest, tmp_path: Any) -> str:
         return str(path)
     aws = request.getfixturevalue("aws")
     return f"s3://{aws.bucket}/sagetrack"
+
+
+def write_offline_run(root: Path, experiment: str, run_id: str, **kwargs: Any) -> None:
+    """:func:`write_run` into the store folder ``root/store``, with a real code tarball
+    and input folder under ``root`` (``file://``), so that ``checkout`` and ``reproduce
+    --dry-run`` work without AWS."""
+    import io
+    import tarfile
+
+    from sagetrack.client.provenance import fingerprint_channel
+
+    store = root / "store"
+    write_run(str(store), experiment, run_id, **kwargs)
+    data = root / "data"
+    if not data.is_dir():
+        data.mkdir(parents=True)
+        (data / "part-0.csv").write_text("x,y\n1,2\n")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        body = b"print('training')\n"
+        info = tarfile.TarInfo("train.py")
+        info.size = len(body)
+        tar.addfile(info, io.BytesIO(body))
+    tarball = root / f"{run_id}-sourcedir.tar.gz"
+    tarball.write_bytes(buf.getvalue())
+    key = f"{experiment}/{run_id}/run.json"
+    out = backend(str(store))
+    record = json.loads(out.get(key))
+    record["code"]["tarball"].update(uri=f"file://{tarball}",
+                                     sha256=hashlib.sha256(buf.getvalue()).hexdigest())
+    channel = fingerprint_channel(None, f"file://{data}")
+    record["inputs"]["training"].update(channel, data_type="S3Prefix")
+    out.put(key, dumps(record))

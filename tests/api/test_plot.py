@@ -8,7 +8,7 @@ from sagetrack.errors import ConfigurationError
 from sagetrack.plotting import plot
 from sagetrack.store.layout import dumps_row
 
-from .factory import backend, open_store, write_pair, write_run
+from ..support.records import backend, open_store, write_pair, write_run
 
 
 def visible(fig):
@@ -59,3 +59,18 @@ def test_runs_without_epochs_plot_steps_or_fail_clearly(store_uri):
     assert ax.get_xlabel() == "step" and len(ax.get_lines()) == 1
     with pytest.raises(ConfigurationError, match="at least one run"):
         plot([])
+
+
+def test_metric_names_and_values_no_axis_can_draw_are_shown_as_text_and_gaps(tmp_path):
+    write_run(str(tmp_path), "e", "odd", losses=[])
+    rows = [{"epoch": i + 1, "metrics": {"cost$": v, "val_cost$": 1.0, "a_$x^2$": 2.0}}
+            for i, v in enumerate([1.0, float("inf"), 1e308, float("nan"), 0.5])]
+    backend(str(tmp_path)).put("e/odd/metrics.jsonl",
+                               "".join(dumps_row(r) for r in rows).encode())
+    run = open_store(str(tmp_path)).run("odd")
+    fig = run.plot(path=str(tmp_path / "odd.png"))
+    assert (tmp_path / "odd.png").read_bytes()[:4] == b"\x89PNG"
+    axes = visible(fig)
+    assert sorted(ax.get_title() for ax in axes) == [r"a_\$x^2\$", r"cost\$"]
+    cost = next(ax for ax in axes if ax.get_title() == r"cost\$").get_lines()[0]
+    assert [str(v) for v in cost.get_ydata()] == ["1.0", "nan", "nan", "nan", "0.5"]

@@ -1,0 +1,7 @@
+"""Fixtures for the store tests."""
+
+from __future__ import annotations
+
+from ..support.records import store_uri
+
+__all__ = ["store_uri"]
