@@ -160,17 +160,16 @@ class Spans:
 # a step the installed sagetrack does not have is simply not reported
 STEPS = [
     ("estimator", "bootstrap_paths", "stage bootstrap files"),
-    ("TensorFlow", "_start_capture", "start capture (submit to pool)"),
-    ("estimator", "git_info", "git capture (status, diff, untracked)"),
-    ("estimator", "fingerprint_channel", "input fingerprint (list prefix)"),
+    ("LaunchCapture", "start", "start capture (submit to pool)"),
+    ("provenance", "git_info", "git capture (status, diff, untracked)"),
+    ("provenance", "fingerprint_channel", "input fingerprint (list prefix)"),
     ("sdk_framework", "_prepare_for_training", "SDK prepare (code tarball + upload)"),
-    ("estimator", "code_tarball_info", "tarball HEAD + sha256 (of the packed bytes)"),
-    ("TensorFlow", "_launch_record", "launch record (incl. waiting for capture)"),
-    ("TensorFlow", "_fill_capture", "fill record from capture"),
-    ("TensorFlow", "_find_and_mark_identity", "same-work check (LIST + status reads)"),
-    ("TensorFlow", "_put", "record writes (S3 PutObject)"),
-    ("TensorFlow", "_write_launch_record", "write launch record"),
-    ("TensorFlow", "_complete_launch_record", "complete record after fit returned"),
+    ("provenance", "code_tarball_info", "tarball HEAD + sha256 (of the packed bytes)"),
+    ("LaunchCapture", "fill", "fill record from capture"),
+    ("LaunchRecords", "_find_completed", "same-work check (LIST + status reads)"),
+    ("TrackingStore", "put", "record writes (S3 PutObject)"),
+    ("LaunchRecords", "_first", "write launch record"),
+    ("LaunchRecords", "_finish", "complete record after fit returned"),
     ("TensorFlow", "_prepare_for_training", "sagetrack _prepare_for_training, total"),
 ]
 
@@ -179,10 +178,19 @@ STEPS = [
 def instrumented(spans: Spans) -> Iterator[None]:
     import sagemaker.estimator
 
+    import sagetrack.client.capture as capture_module
     import sagetrack.client.estimator as estimator_module
+    import sagetrack.client.identity as identity_module
+    import sagetrack.client.launch_writer as record_module
+    import sagetrack.client.provenance as provenance_module
+    import sagetrack.client.store_access as store_module
 
     owners = {"estimator": estimator_module, "TensorFlow": estimator_module.TensorFlow,
-              "sdk_framework": sagemaker.estimator.Framework}
+              "sdk_framework": sagemaker.estimator.Framework,
+              "provenance": provenance_module, "identity": identity_module,
+              "LaunchCapture": capture_module.LaunchCapture,
+              "LaunchRecords": record_module.LaunchRecords,
+              "TrackingStore": store_module.TrackingStore}
     saved = []
     for owner_name, attr, label in STEPS:
         owner = owners[owner_name]

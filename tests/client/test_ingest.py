@@ -14,8 +14,6 @@ from sagetrack.client.ingest import ingest_job
 from sagetrack.store.backends import open_backend
 from sagetrack.store.reader import Store
 
-from .test_estimator import COMMON, capture
-
 
 def output_archive(experiment: str, job: str) -> bytes:
     """What SM_OUTPUT_DATA_DIR/sagetrack holds at the end of a job, packed as SageMaker does."""
@@ -47,10 +45,11 @@ def no_sleep(monkeypatch):
     monkeypatch.setattr(sagemaker.session.time, "sleep", lambda s: None)
 
 
-def test_isolated_job_is_ingested_after_fit_wait(aws, tmp_path: Path, no_sleep):
+def test_isolated_job_is_ingested_after_fit_wait(aws, tmp_path: Path, no_sleep, sdk_args,
+                                                 sent_requests):
     (tmp_path / "train.py").write_text("pass\n")
     session = aws.sagemaker_session()
-    requests = capture(session)
+    requests = sent_requests(session)
 
     def job_writes_output(http_response, parsed, model, **_):
         job = requests[-1]["TrainingJobName"]
@@ -61,7 +60,7 @@ def test_isolated_job_is_ingested_after_fit_wait(aws, tmp_path: Path, no_sleep):
                                                   job_writes_output)
     est = TensorFlow(source_dir=str(tmp_path), sagemaker_session=session,
                      enable_network_isolation=True, tracking_uri=str(tmp_path / "store"),
-                     experiment="iso", **COMMON)
+                     experiment="iso", **sdk_args)
     est.fit(f"s3://{aws.bucket}/d", wait=True, logs="None")
     assert requests[0]["Environment"]["SAGETRACK_OFFLINE"] == "1"
     run = est.latest_run
@@ -70,11 +69,11 @@ def test_isolated_job_is_ingested_after_fit_wait(aws, tmp_path: Path, no_sleep):
     assert run.environment == {"host": "algo-1"}
 
 
-def test_explicit_ingest_keeps_a_final_status_already_in_the_store(aws, tmp_path: Path):
+def test_explicit_ingest_keeps_a_final_status_already_in_the_store(aws, tmp_path: Path, sdk_args):
     (tmp_path / "train.py").write_text("pass\n")
     session = aws.sagemaker_session()
     est = TensorFlow(source_dir=str(tmp_path), sagemaker_session=session,
-                     tracking_uri=f"s3://{aws.bucket}/t", experiment="iso", **COMMON)
+                     tracking_uri=f"s3://{aws.bucket}/t", experiment="iso", **sdk_args)
     est.fit(f"s3://{aws.bucket}/d", wait=False)
     job = est.latest_training_job.name
     aws.s3.put_object(Bucket=aws.bucket, Key=f"{job}/output/output.tar.gz",
@@ -88,13 +87,13 @@ def test_explicit_ingest_keeps_a_final_status_already_in_the_store(aws, tmp_path
     assert run.status == "failed" and list(run.metrics.index) == [1, 2]
 
 
-def test_sagetrack_ingest_command(aws, tmp_path: Path, capsys):
+def test_sagetrack_ingest_command(aws, tmp_path: Path, capsys, sdk_args):
     from sagetrack.cli.main import main
 
     (tmp_path / "train.py").write_text("pass\n")
     est = TensorFlow(source_dir=str(tmp_path), sagemaker_session=aws.sagemaker_session(),
                      enable_network_isolation=True, tracking_uri=str(tmp_path / "store"),
-                     experiment="iso", **COMMON)
+                     experiment="iso", **sdk_args)
     est.fit(f"s3://{aws.bucket}/d", wait=False)
     job = est.latest_training_job.name
     assert main(["ingest", job, "--uri", str(tmp_path / "store")]) == 1  # no output yet

@@ -7,18 +7,17 @@ from pathlib import Path
 
 from sagetrack import TensorFlow
 
-from .test_estimator import COMMON, capture
 
-
-def test_tuner_jobs_carry_tracking_and_a_launch_template(aws, tmp_path: Path):
+def test_tuner_jobs_carry_tracking_and_a_launch_template(aws, tmp_path: Path, sdk_args,
+                                                         sent_requests):
     from sagemaker.tuner import ContinuousParameter, HyperparameterTuner
 
     (tmp_path / "train.py").write_text("pass\n")
     session = aws.sagemaker_session()
-    requests = capture(session, "CreateHyperParameterTuningJob")
+    requests = sent_requests(session, "CreateHyperParameterTuningJob")
     est = TensorFlow(source_dir=str(tmp_path), sagemaker_session=session,
                      hyperparameters={"epochs": 2}, tracking_uri=f"s3://{aws.bucket}/t",
-                     experiment="hpo", **COMMON)
+                     experiment="hpo", **sdk_args)
     tuner = HyperparameterTuner(est, "val_accuracy",
                                 {"learning-rate": ContinuousParameter(0.01, 0.2)},
                                 metric_definitions=[{"Name": "val_accuracy",
@@ -40,7 +39,7 @@ def test_tuner_jobs_carry_tracking_and_a_launch_template(aws, tmp_path: Path):
     assert not [k for k in aws.list_keys("t/hpo/")]
 
 
-def test_pipeline_training_step_carries_tracking(aws, tmp_path: Path):
+def test_pipeline_training_step_carries_tracking(aws, tmp_path: Path, sdk_args):
     from sagemaker.workflow.pipeline import Pipeline
     from sagemaker.workflow.pipeline_context import PipelineSession
     from sagemaker.workflow.steps import TrainingStep
@@ -51,7 +50,7 @@ def test_pipeline_training_step_carries_tracking(aws, tmp_path: Path):
     session = PipelineSession(boto_session=boto3.Session(region_name="us-east-1"),
                               default_bucket=aws.bucket)
     est = TensorFlow(source_dir=str(tmp_path), sagemaker_session=session,
-                     tracking_uri=f"s3://{aws.bucket}/t", experiment="pipe", **COMMON)
+                     tracking_uri=f"s3://{aws.bucket}/t", experiment="pipe", **sdk_args)
     step = TrainingStep(name="train", step_args=est.fit(f"s3://{aws.bucket}/data"))
     definition = json.loads(Pipeline(name="p", steps=[step],
                                      sagemaker_session=session).definition())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import tarfile
 from pathlib import Path
 
 from sagetrack.client import provenance
-from sagetrack.client.provenance import fingerprint_channel, git_info
-
-from ..conftest import git
+from sagetrack.client.provenance import code_tarball_info, fingerprint_channel, git_info
+from tests.support.repo import git
 
 
 def test_clean_repo(git_repo: Path):
@@ -89,3 +91,63 @@ def test_file_fingerprint_and_errors(tmp_path: Path):
     assert fingerprint_channel(None, f"file://{tmp_path / 'd'}")["sha256"] != fp["sha256"]
     missing = fingerprint_channel(None, f"file://{tmp_path / 'nope'}")
     assert "does not exist" in missing["error"]
+
+
+def test_tarball_hashes_are_the_same_from_the_local_copy_or_a_download(aws, tmp_path):
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "train.py").write_text("print('hi')\n")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(tmp_path / "code" / "train.py", arcname="train.py")
+    data = buf.getvalue()
+    aws.s3.put_object(Bucket=aws.bucket, Key="src/sourcedir.tar.gz", Body=data)
+    uri = f"s3://{aws.bucket}/src/sourcedir.tar.gz"
+    downloaded = code_tarball_info(aws.s3, uri)
+    assert downloaded == code_tarball_info(aws.s3, uri, local_copy=data)
+    assert downloaded["sha256"] == hashlib.sha256(data).hexdigest()
+    assert downloaded["files"] == ["train.py"]
+    # a copy that does not match the uploaded object is not trusted
+    assert code_tarball_info(aws.s3, uri, local_copy=data + b"x") == downloaded
+
+
+def test_git_capture_never_takes_the_index_lock(git_repo: Path):
+    """``git status`` refreshes .git/index under .git/index.lock when a tracked file was
+    touched; the SDK tars the same folder meanwhile. Capture leaves the index alone."""
+    import os
+
+    index = git_repo / ".git" / "index"
+    train = git_repo / "src" / "train.py"
+    later = train.stat().st_mtime_ns + 5_000_000_000
+    os.utime(train, ns=(later, later))  # same content, new stat data: the index is stale
+    before = index.stat()
+    info, _ = git_info(str(git_repo / "src"))
+    after = index.stat()
+    assert info["dirty"] is False  # the touched file has the committed content
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert not (git_repo / ".git" / "index.lock").exists()
+    git(git_repo, "status", "--porcelain")  # what a plain git status would have done
+    refreshed = index.stat()
+    assert (refreshed.st_ino, refreshed.st_mtime_ns) != (before.st_ino, before.st_mtime_ns)
+
+
+def test_content_hash_leaves_out_vcs_internals_and_caches(aws):
+    def tarball(members: dict[str, bytes]) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            for name, data in members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return buf.getvalue()
+
+    code = {"train.py": b"print('hi')\n", "lib/util.py": b"X = 1\n"}
+    noise = {".git/HEAD": b"ref: refs/heads/main\n", ".git/index": b"DIRC...",
+             "lib/__pycache__/util.cpython-311.pyc": b"\0", "lib/util.pyc": b"\0",
+             ".ipynb_checkpoints/train-checkpoint.py": b"old", ".DS_Store": b"\0"}
+    hashes = []
+    for i, members in enumerate((code, {**code, **noise})):
+        aws.s3.put_object(Bucket=aws.bucket, Key=f"t{i}.tar.gz", Body=tarball(members))
+        hashes.append(code_tarball_info(aws.s3, f"s3://{aws.bucket}/t{i}.tar.gz"))
+    assert hashes[0]["content_sha256"] == hashes[1]["content_sha256"]
+    assert hashes[1]["files"] == ["lib/util.py", "train.py"]
+    assert hashes[0]["sha256"] != hashes[1]["sha256"]  # the archive itself differs

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from sagetrack import TensorFlow
-from sagetrack.client.estimator import console_metric_definitions
+from sagetrack.client.validation import console_metric_definitions
 from sagetrack.store.reader import Store
 
 from ..conftest import ROLE, git

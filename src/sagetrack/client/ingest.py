@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 from ..errors import RecordNotFound, StoreError
 from ..store.backends import Backend
 from ..store.layout import validate_experiment, validate_run_id
+from ..store.schema import STATUS_FILE, TERMINAL
 
 __all__ = ["ingest_job", "output_archive_uri"]
 
@@ -75,7 +76,7 @@ def _copy_records(tar: tarfile.TarFile, job_name: str, store: Backend,
         if len(parts) < 3 or parts[1] != job_name:
             continue
         validate_experiment(parts[0])
-        if parts[-1] == "status.json" and not overwrite_terminal and _terminal(store, key):
+        if parts[-1] == STATUS_FILE and not overwrite_terminal and _terminal(store, key):
             continue
         fh = tar.extractfile(member)
         if fh is None:
@@ -92,4 +93,4 @@ def _terminal(store: Backend, key: str) -> bool:
         status = json.loads(store.get(key)).get("status")
     except (RecordNotFound, ValueError):
         return False
-    return status in ("completed", "failed", "stopped")
+    return status in TERMINAL

@@ -4,10 +4,12 @@
   uncommitted diff, including untracked text files under the source dir, redacted and
   capped with a clear marker.
 * :func:`code_tarball_info` - sha256 of the ``sourcedir.tar.gz`` SageMaker will run, and a
-  content hash of the user's files in it (stable across re-packing).
+  content hash of the user's files in it (stable across re-packing; VCS internals such as
+  ``.git/`` and caches such as ``__pycache__/`` left out).
 * :func:`fingerprint_channel` - a manifest fingerprint of each input channel (S3 prefix or
   ``file://`` folder): object count, total bytes, and a sha256 over keys, sizes, ETags and
-  VersionIds.
+  VersionIds. A listing longer than one page can wait at a
+  :class:`~sagetrack.client.capture.LaunchGate` until the launch is done.
 """
 
 from __future__ import annotations
@@ -18,14 +20,16 @@ import logging
 import os
 import subprocess
 import tarfile
-import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from .._redact import redact_text, strip_url_credentials
 
-__all__ = ["DIFF_LIMIT", "LaunchGate", "code_tarball_info", "fingerprint_channel", "git_info"]
+if TYPE_CHECKING:
+    from .capture import LaunchGate
+
+__all__ = ["DIFF_LIMIT", "code_tarball_info", "fingerprint_channel", "git_info", "is_code"]
 
 log = logging.getLogger("sagetrack")
 
@@ -34,10 +38,21 @@ UNTRACKED_FILE_LIMIT = 200_000  # bytes of one untracked file included in the di
 TRUNCATED_MARKER = "\n[sagetrack: diff truncated at {limit} characters of {total}]\n"
 
 
+#: git runs read-only: GIT_OPTIONAL_LOCKS=0 keeps ``git status`` from refreshing the index
+#: under ``.git/index.lock`` while the SDK tars the same folder (and the diff is taken with
+#: ``git diff-index``, which never writes the index)
+_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_OPTIONAL_LOCKS": "0"}
+#: what the content hash leaves out: VCS internals and caches change without the code
+#: changing (``git status`` rewrites ``.git/index``)
+NOT_CODE_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".ipynb_checkpoints",
+                           ".pytest_cache", ".mypy_cache", ".ruff_cache"})
+NOT_CODE_FILES = frozenset({".DS_Store"})
+NOT_CODE_SUFFIXES = (".pyc", ".pyo")
+
+
 def _git(cwd: str, *args: str, check: bool = True) -> str:
     result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                            timeout=60, errors="replace",
-                            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
+                            timeout=60, errors="replace", env={**os.environ, **_GIT_ENV})
     if check and result.returncode != 0:
         raise RuntimeError(result.stderr.strip() or f"git {' '.join(args)} failed")
     return result.stdout
@@ -109,7 +124,8 @@ def git_info(source_dir: str) -> tuple[dict[str, Any], str]:
         status = _git(top, "status", "--porcelain", "--untracked-files=all", check=False)
         info["dirty"] = bool(status.strip())
         info["changed_files"] = sorted({line[3:] for line in status.splitlines() if line})[:1000]
-        diff = _git(top, "diff", "HEAD", "--no-color", "--no-ext-diff", "--binary",
+        # plumbing: porcelain `git diff` rewrites the index even without optional locks
+        diff = _git(top, "diff-index", "-p", "--no-color", "--no-ext-diff", "--binary", "HEAD",
                     check=False) if info["commit"] else ""
         diff += _untracked_as_diff(top, source_dir)
     except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
@@ -136,6 +152,9 @@ def code_tarball_info(s3_client: Any, uri: str, *, exclude: frozenset[str] = fro
     matches.
     """
     parsed = urlparse(uri)
+    if parsed.scheme == "file":  # kept in a folder by an offline local session
+        data = Path(parsed.path).read_bytes()
+        return {"uri": uri, "bytes": len(data), **_tarball_hashes(data, exclude)}
     head = s3_client.head_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))
     info: dict[str, Any] = {"uri": uri, "bytes": head["ContentLength"],
                             "etag": head.get("ETag", "").strip('"')}
@@ -152,6 +171,13 @@ def code_tarball_info(s3_client: Any, uri: str, *, exclude: frozenset[str] = fro
     return info
 
 
+def is_code(name: str) -> bool:
+    """Whether tarball member ``name`` counts as code (not VCS internals or a cache)."""
+    parts = name.split("/")
+    return not (any(p in NOT_CODE_DIRS for p in parts[:-1]) or parts[-1] in NOT_CODE_FILES
+                or parts[-1].endswith(NOT_CODE_SUFFIXES))
+
+
 def _tarball_hashes(data: bytes, exclude: frozenset[str]) -> dict[str, Any]:
     import io
 
@@ -160,7 +186,7 @@ def _tarball_hashes(data: bytes, exclude: frozenset[str]) -> dict[str, Any]:
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         for member in sorted(tar.getmembers(), key=lambda m: m.name):
             name = member.name.removeprefix("./")
-            if not member.isfile() or name.split("/")[0] in exclude:
+            if not member.isfile() or name.split("/")[0] in exclude or not is_code(name):
                 continue
             fh = tar.extractfile(member)
             digest = hashlib.sha256(fh.read() if fh else b"").hexdigest()
@@ -194,33 +220,6 @@ def _fingerprint_local(path: str, content_budget: int = 1 << 30) -> dict[str, An
         total += size
     return {"objects": len(files), "bytes": total, "sha256": digest.hexdigest(),
             "method": "content" if hashed == total else "content+mtime"}
-
-
-class LaunchGate:
-    """Holds the long part of a capture (a listing's second page onwards) until the launch
-    is done, so that parsing thousands of keys does not compete with the launch for the
-    GIL; the launch sees which captures are parked and stops waiting for them."""
-
-    def __init__(self, *, opened: bool = False) -> None:
-        self._open = threading.Event()
-        self._lock = threading.Lock()
-        self.parked = 0
-        if opened:
-            self._open.set()
-
-    def open(self) -> None:
-        self._open.set()
-
-    def wait_turn(self) -> None:
-        if self._open.is_set():
-            return
-        with self._lock:
-            self.parked += 1
-        try:
-            self._open.wait()
-        finally:
-            with self._lock:
-                self.parked -= 1
 
 
 def _fingerprint_s3(s3_client: Any, uri: str, *, manifest: bool = False,

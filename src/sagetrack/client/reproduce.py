@@ -1,40 +1,33 @@
-"""Repeat a recorded run, or hand the exact code that ran to a colleague.
+"""Repeat a recorded run: what the repeat sends, whether its data is still the same, launch.
 
 * :func:`reproduction_request` - what a repeat of a run sends: estimator arguments, the
   recorded code tarball, hyperparameters and input channels (no AWS call);
 * :func:`check_data` - re-fingerprints every input channel and compares with the record;
 * :func:`estimator_for` (``Run.estimator``) - a ready ``sagetrack.TensorFlow``;
-* :func:`reproduce` - refuses with :class:`DataChanged` when the data changed, then fits;
-* :func:`checkout` - writes the code that ran, its hyperparameters and a README.
+* :func:`reproduce` - refuses with :class:`DataChanged` when the data changed, then fits.
 
-Reusing the recorded tarball relies on two documented estimator hooks: ``source_dir`` is
-set to the tarball's S3 URI *after* construction (``TensorFlow.__init__`` refuses S3 code
-for new runs because the SDK then drops ``dependencies``, so the bootstrap could not be
-added; a recorded tarball already holds it, and the SDK uses an S3 ``source_dir`` as
-is), and ``_reproduces`` is written to the new run's launch record as ``reproduces``.
+The estimator reuses the recorded tarball through its private ``_reproduces=`` argument
+(:class:`~sagetrack.client.launch_record.Reproduction`): ``source_dir`` becomes the
+tarball's S3 URI (a ``file://`` tarball, kept by an offline local session, is unpacked
+into a new folder and packed again), and the new run's launch record links to the
+original in ``reproduces``. :mod:`sagetrack.client.checkout` writes the code that ran to a folder.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
-import io
-import json
-import os
 import posixpath
-import shlex
-import tarfile
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from .._redact import REDACTED
 from ..container.recorder import METRIC_LINE_PREFIX
-from ..errors import ConfigurationError, SagetrackError
-from ..store.backends import open_backend
+from ..errors import SagetrackError
 from ..store.reader import Run
+from .launch_record import Reproduction
 from .provenance import fingerprint_channel
-from .staging import BOOTSTRAP_NAMES
+from .store_access import s3_client_of
 
 __all__ = [
     "ChannelCheck",
@@ -43,10 +36,10 @@ __all__ = [
     "Request",
     "build_estimator",
     "check_data",
-    "checkout",
     "estimator_for",
     "reproduce",
     "reproduction_request",
+    "tarball_uri",
     "training_inputs",
 ]
 
@@ -129,7 +122,8 @@ def _has_redacted(value: Any) -> bool:
     return isinstance(value, str) and REDACTED in value
 
 
-def _tarball_uri(run: Run) -> str:
+def tarball_uri(run: Run) -> str:
+    """Where the code tarball ``run`` ran is (ReproductionError when none was recorded)."""
     tarball = run.code.get("tarball") or {}
     uri = tarball.get("uri") or (run.record.get("artifacts") or {}).get("code")
     if not isinstance(uri, str) or not uri:
@@ -152,11 +146,12 @@ def reproduction_request(run: Run, **overrides: Any) -> Request:
         raise ReproductionError(
             f"Run {run.id} has no readable launch record (run.json){problems}: "
             "there is nothing to reproduce from.")
-    code, job = run.code, run.job_config
-    source_dir = _tarball_uri(run)
-    if not source_dir.startswith("s3://"):
+    code: dict[str, Any] = dict(run.code)
+    job = run.job_config
+    source_dir = tarball_uri(run)
+    if not source_dir.startswith(("s3://", "file://")):
         raise ReproductionError(
-            f"Run {run.id} ran local code ({source_dir}), which a new job cannot reuse. Use "
+            f"Run {run.id} ran code from {source_dir}, which a new job cannot reuse. Use "
             "`sagetrack checkout` and launch from that folder.")
     program = (record.get("sagemaker_params") or {}).get("sagemaker_program")
     entry_point = program or posixpath.basename(str(code.get("entry_point") or ""))
@@ -254,13 +249,6 @@ def training_inputs(run: Run) -> dict[str, Any]:
     return out
 
 
-def _s3_client(session: Any) -> Any:
-    client = getattr(session, "s3_client", None)
-    if client is None:
-        client = session.boto_session.client("s3", region_name=session.boto_region_name)
-    return client
-
-
 def check_data(run: Run, s3_client: Any = None) -> list[ChannelCheck]:
     """Re-fingerprint each recorded input channel (concurrently) and compare."""
     if s3_client is None:
@@ -284,14 +272,37 @@ def check_data(run: Run, s3_client: Any = None) -> list[ChannelCheck]:
         return list(pool.map(check, sorted(channels.items())))
 
 
-def build_estimator(request: Request, sagemaker_session: Any = None) -> Any:
-    """A ``sagetrack.TensorFlow`` for ``request`` (see the module docstring's hooks)."""
+def build_estimator(request: Request, sagemaker_session: Any = None, *,
+                    data_changed: dict[str, str] | None = None) -> Any:
+    """A ``sagetrack.TensorFlow`` for ``request`` (see the module docstring);
+    ``data_changed`` (channel -> status) is recorded in the new run's ``reproduces``."""
     from .estimator import TensorFlow
 
-    est = TensorFlow(**request.estimator_args, sagemaker_session=sagemaker_session)
-    est.source_dir = request.source_dir
-    est._reproduces = dict(request.reproduces)
-    return est
+    origin = dict(request.reproduces)
+    if data_changed:
+        origin["data_changed"] = dict(data_changed)
+    source_dir = request.source_dir
+    if source_dir.startswith("file://"):  # kept by an offline local session: packed anew
+        source_dir = _unpacked(source_dir)
+    return TensorFlow(**request.estimator_args, sagemaker_session=sagemaker_session,
+                      _reproduces=Reproduction(source_dir, origin))
+
+
+def _unpacked(uri: str) -> str:
+    """A new folder holding the user files of the code tarball at the ``file://`` ``uri``
+    (sagetrack's bootstrap left out: the estimator adds its own)."""
+    import tarfile
+    import tempfile
+
+    from .._tar import extract
+    from .staging import BOOTSTRAP_NAMES
+
+    folder = tempfile.mkdtemp(prefix="sagetrack-reproduce-")
+    try:
+        extract(urlparse(uri).path, folder, skip_top=BOOTSTRAP_NAMES)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ReproductionError(f"Cannot read the code tarball {uri}: {exc}") from exc
+    return folder
 
 
 def estimator_for(run: Run, *, sagemaker_session: Any = None, **overrides: Any) -> Any:
@@ -309,152 +320,13 @@ def reproduce(run: Run, *, allow_data_change: bool = False, wait: bool = False,
     or cannot be verified, unless ``allow_data_change``.
     """
     request = reproduction_request(run, **overrides)
-    est = build_estimator(request, sagemaker_session)
-    checks = check_data(run, s3_client or _s3_client(est.sagemaker_session))
+    est = build_estimator(request, sagemaker_session)  # arguments checked before any AWS call
+    checks = check_data(run, s3_client or s3_client_of(est.sagemaker_session))
     bad = [c for c in checks if c.status != "same"]
     if bad and not allow_data_change:
         raise DataChanged(run.id, bad)
-    if bad:
-        est._reproduces["data_changed"] = {c.channel: c.status for c in bad}
+    if bad:  # the new run records what changed
+        est = build_estimator(request, est.sagemaker_session,
+                              data_changed={c.channel: c.status for c in bad})
     est.fit(training_inputs(run), wait=wait, logs=logs)
     return est
-
-
-# -- checkout ------------------------------------------------------------------------------
-def _fetch(uri: str) -> bytes:
-    parent, _sep, name = uri.rstrip("/").rpartition("/")
-    if uri.startswith("file://"):
-        parent = parent[len("file://"):]
-    return open_backend(parent or ".").get(name)
-
-
-def _member_name(name: str) -> str | None:
-    while name.startswith("./"):
-        name = name[2:]
-    parts = name.split("/")
-    if not name or name.startswith("/") or ".." in parts:
-        return None
-    return name
-
-
-def _extract(data: bytes, target: Path) -> tuple[list[str], list[str]]:
-    """Extract user files (not sagetrack's bootstrap); returns (written, skipped)."""
-    written, skipped = [], []
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-        for member in tar.getmembers():
-            name = _member_name(member.name)
-            if name is None:
-                skipped.append(member.name)
-                continue
-            if name.split("/")[0] in BOOTSTRAP_NAMES:
-                continue
-            path = target.joinpath(*name.split("/"))
-            if member.isdir():
-                path.mkdir(parents=True, exist_ok=True)
-            elif member.isfile():
-                fh = tar.extractfile(member)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(fh.read() if fh else b"")
-                path.chmod(0o755 if member.mode & 0o111 else 0o644)
-                written.append(name)
-            else:
-                skipped.append(name)
-    return sorted(written), skipped
-
-
-def _cmd_args(params: dict[str, Any]) -> str:
-    """Hyperparameters as the SageMaker training toolkit passes them to the script."""
-    out = []
-    for key in sorted(params):
-        value = params[key]
-        text = ",".join(f"{k}={v}" for k, v in sorted(value.items())) \
-            if isinstance(value, dict) else str(value)
-        out += [f"--{key}" if len(key) > 1 else f"-{key}", shlex.quote(text)]
-    return " ".join(out)
-
-
-def _readme(run: Run, files: list[str], skipped: list[str], diff: bool) -> str:
-    code, job, tarball = run.code, run.job_config, run.code.get("tarball") or {}
-    params = {k: v for k, v in run.params.items() if k != "model_dir"}
-    entry = (run.record.get("sagemaker_params") or {}).get("sagemaker_program") or \
-        posixpath.basename(str(code.get("entry_point") or "train.py"))
-    env = " ".join(f"SM_CHANNEL_{name.upper()}=<local copy of {info.get('uri')}>"
-                   for name, info in run.inputs.items())
-    lines = [
-        f"# Code of run {run.id}", "",
-        f"Checked out by sagetrack from `{run.backend.uri}` (experiment `{run.experiment}`).",
-        "", f"- status: {run.status}; started {run.status_record.get('started') or '-'}, "
-        f"ended {run.status_record.get('ended') or '-'}",
-    ]
-    if code.get("commit"):
-        lines.append(f"- git: commit `{code['commit']}` on branch `{code.get('branch') or '-'}`"
-                     f" of {code.get('remote') or 'a repository without remote'}; uncommitted "
-                     f"changes: {'yes (see code.diff)' if code.get('dirty') else 'no'}")
-    lines += [
-        f"- code tarball: `{tarball.get('uri') or '-'}` (sha256 `{tarball.get('sha256') or '-'}`,"
-        f" content hash `{tarball.get('content_sha256') or '-'}`)",
-        f"- image: `{job.get('image_uri') or '-'}`; instances: {job.get('instance_count')} x "
-        f"{job.get('instance_type')}",
-    ]
-    for name, info in sorted(run.inputs.items()):
-        lines.append(f"- input `{name}`: `{info.get('uri')}` ({info.get('objects')} objects, "
-                     f"{info.get('bytes')} bytes, sha256 `{str(info.get('sha256'))[:16]}`)")
-    lines += ["", "## Files", "",
-              f"- `code/` - the exact code that ran ({len(files)} files; sagetrack's "
-              "bootstrap left out)",
-              "- `hyperparameters.json` - the hyperparameters the script received",
-              "- `run.json` - the full launch record"]
-    if diff:
-        lines.append("- `code.diff` - uncommitted changes on top of the commit above")
-    if skipped:
-        lines.append(f"- not extracted (links or unsafe paths): {', '.join(skipped[:20])}")
-    lines += ["", "## Re-run", "", "Same code, data and settings, as a new tracked job:", "",
-              f"    sagetrack reproduce {run.id} --uri {run.backend.uri}", "",
-              "From Python, with changes:", "",
-              "    from sagetrack import Store",
-              f"    run = Store({run.backend.uri!r}).run({run.id!r})",
-              "    est = run.estimator(instance_type='ml.g5.xlarge')  # any overrides",
-              "    est.fit(run.training_inputs())", "",
-              "As a plain process (script mode passes hyperparameters as arguments):", "",
-              f"    cd code && {env + ' ' if env else ''}python {entry} {_cmd_args(params)}"
-              .rstrip()]
-    if code.get("commit"):
-        lines += ["", "Back in the repository:", "", f"    git checkout {code['commit']}"]
-        if diff:
-            lines.append("    git apply path/to/code.diff")
-    return "\n".join(lines) + "\n"
-
-
-def checkout(run: Run, directory: str | os.PathLike[str] | None = None, *,
-             force: bool = False) -> Path:
-    """Write the code that ran (``code/``), ``hyperparameters.json``, ``run.json``,
-    ``code.diff`` and a ``README.md`` into ``directory`` (default: the run id).
-
-    Refuses a non-empty directory, and a tarball whose sha256 no longer matches the
-    record, unless ``force``.
-    """
-    target = Path(directory if directory is not None else run.id)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not force:
-        raise ConfigurationError(
-            f"{target} exists and is not empty: choose a new folder or pass --force "
-            f"(force=True). Received: directory={str(target)!r}")
-    uri = _tarball_uri(run)
-    data = _fetch(uri)
-    recorded = (run.code.get("tarball") or {}).get("sha256")
-    if recorded and hashlib.sha256(data).hexdigest() != recorded and not force:
-        raise ReproductionError(
-            f"The code tarball {uri} changed since run {run.id} (sha256 differs from the "
-            "record): it is not the code that ran. Pass --force to extract it anyway.")
-    code_dir = target / "code"
-    code_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        files, skipped = _extract(data, code_dir)
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ReproductionError(f"Cannot extract the code tarball {uri}: {exc}") from exc
-    (target / "hyperparameters.json").write_text(json.dumps(run.params, indent=2) + "\n")
-    (target / "run.json").write_text(json.dumps(run.record, indent=2, default=str) + "\n")
-    diff = run.diff
-    if diff:
-        (target / "code.diff").write_text(diff)
-    (target / "README.md").write_text(_readme(run, files, skipped, bool(diff)))
-    return target
