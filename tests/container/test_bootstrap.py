@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from sagetrack.client.estimator import console_metric_definitions
 from sagetrack.client.staging import bootstrap_paths
+from sagetrack.client.validation import console_metric_definitions
 from sagetrack.store.reader import Store
 from tests.support.aws import blackhole
 from tests.support.scripts import run_script
@@ -267,3 +267,31 @@ def test_tuner_job_turns_the_launch_template_into_its_run_record(tmp_path, sagem
     assert run.code["commit"] == "abc123" and run.diff == "+tuned line\n"
     assert run.record["run_id"] == "job-1" and run.status == "completed"
     assert run.record["launch_template"] == "_launch/exp/tune-1"
+
+
+def test_a_user_package_named_sagetrack_is_left_alone(tmp_path):
+    """The runtime ships as ``_sagetrack_runtime``: the script's own ``sagetrack`` wins."""
+    own = tmp_path / "code" / "sagetrack"
+    own.mkdir(parents=True)
+    (own / "__init__.py").write_text("VALUE = 42\n")
+    out = run_script(tmp_path, """
+        import sagetrack
+        assert sagetrack.VALUE == 42, sagetrack
+        print("own package", sagetrack.VALUE)
+    """)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "own package 42" in out.stdout
+    assert run_of(tmp_path).status == "completed"
+
+
+def test_import_sagetrack_in_a_script_gives_the_runtime_itself(tmp_path):
+    out = run_script(tmp_path, """
+        import sagetrack, sagetrack.container.recorder as rec
+        import _sagetrack_runtime
+        assert sagetrack is _sagetrack_runtime
+        assert rec is _sagetrack_runtime.container.recorder
+        assert rec.active_recorder() is not None
+        sagetrack.log_metrics(step=0, accuracy=0.5)
+    """)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert list(run_of(tmp_path).steps["accuracy"]) == [0.5]

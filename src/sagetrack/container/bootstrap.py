@@ -31,6 +31,7 @@ from .. import settings
 from .._threads import signals_blocked
 from ..store.backends import LocalBackend, open_backend
 from ..store.layout import run_prefix
+from ..store.schema import DIFF_FILE, FORMAT, RUN_FILE
 from .config import JobConfig
 from .environment import describe_environment
 from .exit_status import ExitState
@@ -179,10 +180,10 @@ def _write_record_from_template(store: Any, writer: RecordWriter, config: JobCon
     try:
         record = json.loads(store.get(f"{config.launch_key}.json"))
     except RecordNotFound:
-        record = {"format": "sagetrack/1", "code": {}, "job": {}}
+        record = {"format": FORMAT, "code": {}, "job": {}}
     try:
         diff = store.get(f"{config.launch_key}.diff")
-        writer.set("code.diff", diff, urgent=False)
+        writer.set(DIFF_FILE, diff, urgent=False)
     except RecordNotFound:
         pass
     from .._redact import redact_mapping
@@ -191,12 +192,12 @@ def _write_record_from_template(store: Any, writer: RecordWriter, config: JobCon
     record.update(run_id=config.run_id, experiment=config.experiment,
                   params=redact_mapping(hps), launch_template=config.launch_key)
     record.setdefault("inputs", {})
-    writer.set("run.json", dict(record))  # complete but for the inputs, in case the next step hangs
+    writer.set(RUN_FILE, dict(record))  # complete but for the inputs, in case the next step hangs
     written.set()
     described = _inputs_from_describe(config.run_id)
     if described:
         record["inputs"] = described
-        writer.set("run.json", record)
+        writer.set(RUN_FILE, record)
 
 
 def _inputs_from_describe(job_name: str) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from .. import settings
+from ..store.schema import COMPLETED, FAILED, STOPPED
 from .config import strict_mode
 from .recorder import Recorder
 from .safety import safe
@@ -108,15 +109,15 @@ def finish(recorder: Recorder, state: ExitState) -> None:
         drain(min(2.0, _exit_timeout() / 4))
     recorder.record_model_dir()
     if state.stopped:
-        recorder.finish("stopped")
+        recorder.finish(STOPPED)
     elif state.exc is not None:
-        recorder.finish("failed", state.exc)
+        recorder.finish(FAILED, state.exc)
     elif state.failed_exit:
         code = state.exit_code
-        recorder.finish("failed", RuntimeError(f"the script exited with status {code}")
+        recorder.finish(FAILED, RuntimeError(f"the script exited with status {code}")
                         if isinstance(code, int) else _BUILTIN_SYSTEM_EXIT(code))
     else:
-        recorder.finish("completed")
+        recorder.finish(COMPLETED)
 
 
 def install(recorder: Recorder, state: ExitState) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from .._redact import redact_text
 from ..store.layout import BATCH_CHUNK_ROWS, FORMAT, RUN_FILES, batch_file, now_iso
+from ..store.schema import RUNNING, host_file
 from .config import JobConfig
 from .safety import safe
 from .writer import RecordWriter
@@ -78,7 +79,7 @@ class Recorder:
             "format": FORMAT,
             "run_id": config.run_id,
             "experiment": config.experiment,
-            "status": "running",
+            "status": RUNNING,
             "started": now_iso(),
             "updated": None,
             "ended": None,
@@ -97,7 +98,7 @@ class Recorder:
     def start(self, environment: Mapping[str, Any] | None = None) -> None:
         """Mark the run running; record this host's (and, on the chief, the run's) env."""
         if environment is not None:
-            self.writer.set(f"hosts/{self.config.host}.json", dict(environment), urgent=False)
+            self.writer.set(host_file(self.config.host), dict(environment), urgent=False)
             if self.config.chief:
                 self.writer.set(RUN_FILES["environment"], dict(environment), urgent=False)
         if self.config.chief:
@@ -151,7 +152,7 @@ class Recorder:
             # print before waking the writer threads: the flush would otherwise wait for
             # the GIL they just took
             body = " ".join(f"{k}={_fmt(v)}" for k, v in metrics.items())
-            sys.stdout.write(f"{METRIC_LINE_PREFIX} epoch={epoch} {body}\n")
+            sys.stdout.write(redact_text(f"{METRIC_LINE_PREFIX} epoch={epoch} {body}\n"))
             sys.stdout.flush()
         self.writer.append(RUN_FILES["metrics"], row, urgent=False)
         self.status["last_epoch"] = epoch

@@ -1,6 +1,7 @@
 # sagetrack bootstrap, added to the code tarball by sagetrack.TensorFlow.
 # Inert unless the job's environment has SAGETRACK=1; chains to any sitecustomize it shadows.
 def _sagetrack_bootstrap() -> None:
+    import importlib
     import importlib.machinery
     import importlib.util
     import os
@@ -15,10 +16,10 @@ def _sagetrack_bootstrap() -> None:
         spec.loader.exec_module(shadowed)
     if os.environ.get("SAGETRACK") != "1":
         return
+    runtime = "_sagetrack_runtime"  # the container side, shipped beside this file
     try:
-        from sagetrack.container.bootstrap import activate
-
-        activate()
+        importlib.import_module(runtime + ".container.alias").install(runtime)
+        importlib.import_module(runtime + ".container.bootstrap").activate()
     except Exception as exc:
         if os.environ.get("SAGETRACK_STRICT", "").lower() in ("1", "true", "yes"):
             raise

@@ -27,6 +27,7 @@ from .._threads import signals_blocked
 from ..errors import StoreAccessDenied, TrackingWarning
 from ..store.backends import Backend
 from ..store.layout import dumps, dumps_row
+from ..store.schema import BATCHES_DIR, HOSTS_DIR
 
 __all__ = ["RecordWriter"]
 
@@ -144,7 +145,7 @@ class RecordWriter:
                   skip=skip)
             for label, backend, interval, skip in (
                 ("local copy", mirror, 0.0, ()),
-                ("checkpoint copy", checkpoint, 0.0, ("batches/", "hosts/")),
+                ("checkpoint copy", checkpoint, 0.0, (f"{BATCHES_DIR}/", f"{HOSTS_DIR}/")),
                 ("store", store, min_interval, ()))
             if backend is not None]
         if start:
