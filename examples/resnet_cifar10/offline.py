@@ -1,8 +1,10 @@
-"""Offline stand-ins for AWS, for the demo and the notebook: an embedded S3 and fake keys.
+"""An embedded S3 for the notebook, which shows the S3 path of a SageMaker job offline.
 
 ``start()`` runs a moto server on 127.0.0.1, points every AWS client of this process and
 of the local training jobs at it (``AWS_ENDPOINT_URL``), sets fake credentials and turns
-off the SageMaker SDK's telemetry. Nothing leaves the machine. Not needed on real AWS.
+off the SageMaker SDK's telemetry. Nothing leaves the machine. Not needed on real AWS, and
+not needed without S3: ``run_demo.py`` keeps data, code and models in local folders
+(an offline ``LocalProcessSession``) and uses no moto.
 """
 
 from __future__ import annotations

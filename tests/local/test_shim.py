@@ -25,7 +25,7 @@ from sagetrack.local import _ps_server, _shim, contract
 from sagetrack.local.hosts import Host, host_env
 from sagetrack.local.processes import ps_server_command, toolkit_command
 
-RunShim = Callable[[str, str], "subprocess.Popen[str]"]
+RunShim = Callable[..., "subprocess.Popen[str]"]
 
 FAKE_TOOLKIT = {
     "sagemaker_training/__init__.py": "",
@@ -38,8 +38,15 @@ FAKE_TOOLKIT = {
             print("REAL install " + path, flush=True)
     """,
     "sagemaker_training/entry_point.py": """
+        import os
+
+        def install(name, path="/code", capture_error=False):
+            print("install %s" % name, flush=True)
+
         def run(uri, user_entry_point, args, env_vars=None, wait=True, capture_error=False):
             print("run capture_error=%s" % capture_error, flush=True)
+            install(name=user_entry_point, path=os.environ.get("FAKE_CODE_DIR", "/code"),
+                    capture_error=capture_error)
     """,
     "sagemaker_training/cli/train.py": """
         import asyncio, os, sys, time
@@ -80,8 +87,8 @@ def fake_toolkit_path(tmp_path: Path) -> Path:
 def run_shim(fake_toolkit_path: Path, tmp_path: Path) -> Iterator[RunShim]:
     started: list[subprocess.Popen[str]] = []
 
-    def run(mode: str, skip_install: str) -> subprocess.Popen[str]:
-        env = dict(os.environ, PYTHONPATH=str(fake_toolkit_path), FAKE_MODE=mode)
+    def run(mode: str, skip_install: str, **extra: str) -> subprocess.Popen[str]:
+        env = dict(os.environ, PYTHONPATH=str(fake_toolkit_path), FAKE_MODE=mode, **extra)
         env[settings.LOCAL_SKIP_INSTALL.name] = skip_install
         proc = subprocess.Popen(
             toolkit_command(sys.executable),
@@ -138,6 +145,27 @@ def test_shim_skips_installs_and_captures_errors(run_shim: RunShim) -> None:
     assert "NOT running 'pip install .' for the package in /code" in out
     assert "REAL install" not in out
     assert "run capture_error=True" in out
+
+
+def test_shim_names_keras2_lines_before_the_entry_point_is_installed(
+    run_shim: RunShim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text("import tensorflow as tf\nm = tf.keras.metrics.Mean()\n"
+                                   "m.reset_states()\n")
+    (code / "sitecustomize.py").write_text("x.reset_states()\n")  # not the user's code
+    monkeypatch.delenv("TF_USE_LEGACY_KERAS", raising=False)
+    proc = run_shim("done", "1", FAKE_CODE_DIR=str(code))
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    notice = "[sagetrack.local] train.py:3 uses reset_states(), which Keras 3 metrics name"
+    assert out.index(notice) < out.index("install train.py")
+    assert "TF_USE_LEGACY_KERAS" in out and "sitecustomize.py:" not in out
+
+    proc = run_shim("done", "1", FAKE_CODE_DIR=str(code), TF_USE_LEGACY_KERAS="1")
+    out, _ = proc.communicate(timeout=60)
+    assert "uses reset_states()" not in out and "install train.py" in out
 
 
 def test_shim_installs_when_asked(run_shim: RunShim) -> None:

@@ -5,9 +5,10 @@
 >>> est = TensorFlow(entry_point="train.py", source_dir="src", role=role,
 ...                  instance_type="local", instance_count=1, framework_version="2.16",
 ...                  py_version="py310", sagemaker_session=LocalProcessSession())
->>> est.fit({"training": "s3://bucket/cifar10/train"})  # doctest: +SKIP
+>>> est.fit({"training": "file:///data/cifar10/train"})  # doctest: +SKIP
 
-See ``docs/local-mode.md``.
+Without AWS credentials the session is offline: code and output stay in a local folder
+and nothing contacts AWS. See ``docs/local-mode.md``.
 """
 
 from __future__ import annotations

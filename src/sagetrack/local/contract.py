@@ -7,6 +7,7 @@ loopback addresses instead of ``algo-N`` host names.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,7 @@ __all__ = [
     "host_names",
     "loopback_interface",
     "map_container_path",
+    "map_container_values",
 ]
 
 CONTAINER_BASE = "/opt/ml"
@@ -200,3 +202,29 @@ def map_container_path(path: str, base_dir: str) -> str:
     if path.startswith(CONTAINER_BASE + "/"):
         return base_dir.rstrip("/") + path[len(CONTAINER_BASE) :]
     return path
+
+
+def map_container_values(
+    values: Mapping[str, str], base_dir: str, *, encoded: bool
+) -> dict[str, str]:
+    """``values`` with every value that is a container path pointed into ``base_dir``.
+
+    For hyperparameters (``encoded``: JSON-encoded, as in the request) and environment
+    variables whose value is ``/opt/ml`` or below, such as ``model_dir="/opt/ml/model"``:
+    the script gets the same folder of its own host, as in the container.
+    """
+    out: dict[str, str] = {}
+    for key, raw in values.items():
+        value: Any = raw
+        decoded = False
+        if encoded:
+            with contextlib.suppress(TypeError, ValueError):
+                value, decoded = json.loads(raw), True
+        if isinstance(value, str) and (
+            value == CONTAINER_BASE or value.startswith(CONTAINER_BASE + "/")
+        ):
+            mapped = map_container_path(value, base_dir)
+            out[key] = json.dumps(mapped) if decoded else mapped
+        else:
+            out[key] = raw
+    return out

@@ -78,7 +78,7 @@ def lay_out_host(
     config_dir = os.path.join(base, "input", "config")
     _write_json(
         os.path.join(config_dir, "hyperparameters.json"),
-        dict(request.get("HyperParameters") or {}),
+        contract.map_container_values(request.get("HyperParameters") or {}, base, encoded=True),
     )
     _write_json(
         os.path.join(config_dir, "inputdataconfig.json"),
@@ -184,7 +184,8 @@ def host_env(
             env.pop(key, None)
         else:
             env[key] = value
-    env.update({str(k): str(v) for k, v in (request.get("Environment") or {}).items()})
+    environment = {str(k): str(v) for k, v in (request.get("Environment") or {}).items()}
+    env.update(contract.map_container_values(environment, host.base_dir, encoded=False))
     env.setdefault("PYTHONUNBUFFERED", "1")  # as in the SageMaker framework images
     env.update(
         {

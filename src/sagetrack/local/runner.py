@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import IO, Any
 
-from sagetrack.local import contract, hosts, processes
+from sagetrack.local import contract, diagnostics, hosts, processes
 from sagetrack.local import state as statefile
 from sagetrack.local.artifacts import Artifacts
 from sagetrack.local.hosts import Host
@@ -326,12 +326,19 @@ class LocalTrainingJob:
                 status = "Failed"
                 failure = f"ClientError: uploading the job's output failed: {exc}"
             self._log_line(f"[sagetrack.local] uploading the job's output failed: {exc}")
+        hint = None
+        if status == "Failed":
+            hint = diagnostics.failure_hint(failure or "", self.request)
+            if hint:
+                self._log_line(f"[sagetrack.local] {hint}")
         with self._lock:
             self.end_time = _now()
             if self.start_time is None:
                 self.start_time = self.end_time
             if status == "Failed":
-                self.failure_reason = (failure or "AlgorithmError")[:_FAILURE_REASON_MAX]
+                self.failure_reason = diagnostics.with_hint(
+                    failure or "AlgorithmError", hint, _FAILURE_REASON_MAX
+                )
                 self.model_artifacts = None
             self.status = status
         final_secondary = self._stop_secondary if status == "Stopped" else status

@@ -1,26 +1,32 @@
 """``LocalProcessSession``: SageMaker local mode without Docker.
 
-The SDK builds the real ``CreateTrainingJob`` request (code uploaded to S3 as usual); the
-session's process-backed client runs it with the ``sagemaker-training`` toolkit in local
-subprocesses, and ``fit(wait=True)`` streams their output live.
+The SDK builds the real ``CreateTrainingJob`` request (code uploaded to S3 as usual, or kept
+in a local folder by an offline session); the session's process-backed client runs it with
+the ``sagemaker-training`` toolkit in local subprocesses, and ``fit(wait=True)`` streams
+their output live.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import sys
-import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import boto3
-from sagemaker.local import LocalSession
 
+from sagetrack import settings
+from sagetrack._imds import sdk_import
+from sagetrack.local import offline as _offline
+from sagetrack.local import sdk_hooks
 from sagetrack.local.client import LocalProcessSagemakerClient
-from sagetrack.local.errors import LocalJobInterrupted
+from sagetrack.local.errors import LocalJobInterrupted, LocalModeError
 from sagetrack.local.runner import JobOptions, LocalTrainingJob
 from sagetrack.local.storage import Storage
+
+with sdk_import():  # no futile credential look-up at the SDK's import (see sagetrack._imds)
+    from sagemaker.local import LocalSession
 
 __all__ = ["LocalProcessSession", "default_work_dir"]
 
@@ -28,9 +34,9 @@ _POLL_SECONDS = 0.2
 
 
 def default_work_dir() -> str:
-    """``<tmp>/sagetrack-local-<uid>``: stable, so later sessions find earlier jobs."""
-    uid = os.getuid() if hasattr(os, "getuid") else "user"
-    return os.path.join(tempfile.gettempdir(), f"sagetrack-local-{uid}")
+    """``$SAGETRACK_HOME/local`` (``~/.sagetrack/local``): stable and durable, so later
+    sessions find earlier jobs, and an offline session's code tarballs outlive reboots."""
+    return str(Path(settings.HOME.get()).expanduser() / "local")
 
 
 class LocalProcessSession(LocalSession):  # type: ignore[misc]
@@ -46,15 +52,19 @@ class LocalProcessSession(LocalSession):  # type: ignore[misc]
         default_bucket: bucket for code and output when the estimator names none.
         s3_endpoint_url: S3 endpoint for this session and its jobs (``AWS_ENDPOINT_URL``
             in the environment is honoured too).
-        work_dir: where job state, logs and the per-host base dirs go
-            (default :func:`default_work_dir`).
+        work_dir: where job state, logs, the per-host base dirs and an offline session's
+            local bucket go (default :func:`default_work_dir`).
         install_requirements: install the code's ``requirements.txt`` into an isolated
             virtualenv per host (default ``False``: nothing is installed, with a notice).
         keep_work_dir: keep the per-host base dirs after the job (for debugging).
         sagemaker_config: SDK config dict, as for ``sagemaker.Session``.
-        default_bucket_prefix: key prefix within ``default_bucket``.
+        default_bucket_prefix: key prefix within ``default_bucket`` (or the local bucket).
         stop_grace_seconds: time between SIGTERM and SIGKILL on a stop (SageMaker: 120).
         checkpoint_sync_seconds: how often checkpoints are uploaded while a job runs.
+        offline: ``True``: never contact AWS; code and output go to ``<work_dir>/bucket``
+            instead of the default bucket. ``False``: the SDK's default bucket, as with any
+            session. ``None`` (default): offline when no bucket or endpoint is given and
+            this machine has no AWS credentials configured and is not an EC2 instance.
     """
 
     def __init__(
@@ -70,16 +80,32 @@ class LocalProcessSession(LocalSession):  # type: ignore[misc]
         default_bucket_prefix: str | None = None,
         stop_grace_seconds: float = 120.0,
         checkpoint_sync_seconds: float = 10.0,
+        offline: bool | None = None,
     ) -> None:
         if stop_grace_seconds < 0 or checkpoint_sync_seconds <= 0:
             raise ValueError(
                 "stop_grace_seconds must be >= 0 and checkpoint_sync_seconds > 0; received "
                 f"{stop_grace_seconds!r} and {checkpoint_sync_seconds!r}."
             )
+        if offline not in (None, True, False):
+            raise ValueError(
+                f"offline must be True, False or None (decide from the credentials); "
+                f"received offline={offline!r}."
+            )
         # LocalSession uses ``boto_session.resource`` directly when an endpoint is given, so
         # it needs a real session object (it fails on ``None``).
         boto_session = boto_session or boto3.DEFAULT_SESSION or boto3.Session()
+        self.offline = _offline.decide_offline(
+            offline, boto_session=boto_session, default_bucket=default_bucket,
+            s3_endpoint_url=s3_endpoint_url,
+        )
+        if self.offline:
+            boto_session = _offline_boto_session(boto_session)
         self.work_dir = os.path.abspath(os.fspath(work_dir)) if work_dir else default_work_dir()
+        #: the folder an offline session keeps code and output in (``None`` when online)
+        self.local_bucket: str | None = (
+            os.path.join(self.work_dir, "bucket") if self.offline else None
+        )
         self.install_requirements = bool(install_requirements)
         self.keep_work_dir = bool(keep_work_dir)
         self.stop_grace_seconds = float(stop_grace_seconds)
@@ -92,15 +118,40 @@ class LocalProcessSession(LocalSession):  # type: ignore[misc]
             sagemaker_config=sagemaker_config,
             default_bucket_prefix=default_bucket_prefix,
         )
-        # The code must go to S3 (sagemaker_submit_directory=s3://...), as on SageMaker:
-        # force ``local.local_code`` off even when ~/.sagemaker/config.yaml has no "local".
+        # The code must go to a tarball (sagemaker_submit_directory=s3://... or file://...),
+        # as on SageMaker: force ``local.local_code`` off even when ~/.sagemaker/config.yaml
+        # has no "local" section.
         current: Any = getattr(self, "config", None)
-        config: dict[str, Any] = copy.deepcopy(current) if current else {}
-        config.setdefault("local", {})["local_code"] = False
+        config: dict[str, Any] = dict(current) if current else {}
+        config["local"] = {**(config.get("local") or {}), "local_code": False}
         self.config = config
+        if self.offline:  # nothing to report to, and each attempt would print a traceback
+            self.sagemaker_config = _offline.telemetry_off(getattr(self, "sagemaker_config", None))
         self.storage = Storage(self.boto_session, s3_endpoint_url)
         self.sagemaker_client = LocalProcessSagemakerClient(self._job_options)
-        _install_checkpoint_patch()
+        sdk_hooks.install()
+
+    def default_bucket(self) -> str:
+        """The default bucket; an offline session has none (it uses :attr:`local_bucket`)."""
+        if not self.offline:
+            from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+
+            try:
+                return str(super().default_bucket())
+            except (EndpointConnectionError, ConnectTimeoutError) as exc:
+                raise LocalModeError(
+                    f"Could not reach AWS to find the default bucket ({exc}). Without "
+                    "network, pass LocalProcessSession(offline=True) to keep code and output "
+                    f"under {os.path.join(self.work_dir, 'bucket')}, and file:// inputs."
+                ) from exc
+        if self._default_bucket_name_override:
+            return str(self._default_bucket_name_override)  # named, not checked: no network
+        raise LocalModeError(
+            "This LocalProcessSession is offline, so it has no S3 bucket: the code and "
+            f"output of its jobs go to {self.local_bucket}. Pass S3 locations explicitly "
+            "(output_path='s3://...', code_location='s3://...') with AWS credentials, or "
+            "LocalProcessSession(offline=False) to use the SDK's default bucket."
+        )
 
     # ------------------------------------------------------------------ job options
     def _job_options(self) -> JobOptions:
@@ -247,27 +298,11 @@ def _check_job_status(job_name: str, desc: dict[str, Any]) -> None:
     sdk_check(job_name, desc, "TrainingJobStatus")
 
 
-def _install_checkpoint_patch() -> None:
-    """Let ``checkpoint_s3_uri`` / ``checkpoint_local_path`` through for our sessions.
-
-    ``_TrainingJob._add_spot_checkpoint_args`` (sagemaker/estimator.py) rejects them whenever
-    ``session.local_mode`` is true, because Docker local mode cannot sync checkpoints. Local
-    processes can, so for a :class:`LocalProcessSession` the check runs as for SageMaker;
-    every other session keeps the SDK's behaviour.
-    """
-    from sagemaker.estimator import _TrainingJob
-
-    current = _TrainingJob.__dict__.get("_add_spot_checkpoint_args")
-    original = getattr(current, "__func__", None)
-    if original is None or getattr(original, "_sagetrack_local", False):
-        return
-
-    def _add_spot_checkpoint_args(
-        cls: Any, local_mode: bool, estimator: Any, train_args: dict[str, Any]
-    ) -> Any:
-        if isinstance(getattr(estimator, "sagemaker_session", None), LocalProcessSession):
-            local_mode = False
-        return original(cls, local_mode, estimator, train_args)
-
-    _add_spot_checkpoint_args._sagetrack_local = True  # type: ignore[attr-defined]
-    _TrainingJob._add_spot_checkpoint_args = classmethod(_add_spot_checkpoint_args)
+def _offline_boto_session(boto_session: Any) -> Any:
+    """``boto_session`` ready for offline use: a region (the SDK needs one), and no futile
+    instance-metadata look-up when it has no credentials."""
+    if not _offline.credentials_configured(boto_session):
+        _offline.skip_metadata_lookup(boto_session)
+    if boto_session.region_name is None:
+        boto_session._session.set_config_variable("region", _offline.DEFAULT_REGION)
+    return boto_session

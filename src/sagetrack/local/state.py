@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from ..store.schema import JOB_TERMINAL
+
 __all__ = [
     "STATE_VERSION",
     "TERMINAL_STATUSES",
@@ -26,7 +28,7 @@ __all__ = [
 ]
 
 STATE_VERSION = 1
-TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
+TERMINAL_STATUSES = JOB_TERMINAL
 
 
 class JobStatusFields(Protocol):
