@@ -18,6 +18,7 @@ IAM_ACTION = {
     ("s3", "PutObject"): "s3:PutObject",
     ("s3", "GetObject"): "s3:GetObject",
     ("s3", "HeadObject"): "s3:GetObject",
+    ("s3", "HeadBucket"): "s3:ListBucket",
     ("s3", "ListObjectsV2"): "s3:ListBucket",
     ("s3", "ListObjectVersions"): "s3:ListBucketVersions",
     ("s3", "GetBucketVersioning"): "s3:GetBucketVersioning",

@@ -1,0 +1,194 @@
+"""Where a report goes: a folder of its own, or ``<store>/_site/`` beside the records.
+
+A folder given with ``-o DIR`` is written directly (atomically, file by file). A site
+published beside the records is written through the store's backend, like records: the
+same credentials, encryption and redaction, except ``share.html`` (see :meth:`Target.put`).
+On S3, :meth:`Target.url` gives presigned URLs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+from .. import settings
+from .._version import __version__
+from ..api import Store
+from ..errors import ConfigurationError, RecordNotFound
+from ..store.backends import S3Backend, _mapped
+from ..store.schema import SITE_PREFIX
+
+__all__ = ["MANIFEST", "MAX_EXPIRES", "REPORT_FORMAT", "SHARE", "Folder", "Target",
+           "content_type"]
+
+REPORT_FORMAT = "sagetrack-report/1"
+MANIFEST = "manifest.json"
+SHARE = "share.html"
+#: the longest a presigned URL can live (SigV4)
+MAX_EXPIRES = 7 * 24 * 3600
+_TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8",
+          "css": "text/css; charset=utf-8", "json": "application/json"}
+
+
+def content_type(path: str) -> str:
+    """The MIME type a browser needs for a site file."""
+    return _TYPES.get(path.rsplit(".", 1)[-1], "text/plain; charset=utf-8")
+
+
+class Files(Protocol):
+    """What a target writes through: a store backend, or a :class:`Folder`."""
+
+    uri: str
+
+    def get(self, key: str) -> bytes: ...
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+
+class Folder:
+    """A plain folder: each file written to a temporary name, then renamed into place (a
+    page open in a browser never reads half a file)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.root = Path(path).expanduser().resolve()
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigurationError(f"The report's output must be a folder; {self.root} is a "
+                                     "file. Pass another -o DIR.")
+        self.uri = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*key.split("/"))
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError as exc:
+            raise RecordNotFound(f"No file {key!r} under {self.root}") from exc
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # gone already after the rename
+
+
+class Target:
+    """A site's location: ``files`` to write through, and a key ``prefix`` in them."""
+
+    def __init__(self, files: Files, prefix: str = "") -> None:
+        self.files = files
+        self.prefix = prefix.strip("/")
+
+    @classmethod
+    def folder(cls, path: str | Path) -> Target:
+        """A folder of its own (created when written)."""
+        return cls(Folder(path))
+
+    @classmethod
+    def beside(cls, store: Store) -> Target:
+        """``<store>/_site/``: S3 writes use ``$SAGETRACK_KMS_KEY_ID`` like records do."""
+        backend = store.backend
+        if isinstance(backend, S3Backend):
+            backend = S3Backend(backend.bucket, backend.prefix, client=backend.client,
+                                kms_key_id=settings.KMS_KEY_ID.get() or None)
+        return cls(backend, SITE_PREFIX)
+
+    @property
+    def s3(self) -> bool:
+        return isinstance(self.files, S3Backend)
+
+    @property
+    def location(self) -> str:
+        return f"{self.files.uri}/{self.prefix}".rstrip("/")
+
+    def key(self, path: str) -> str:
+        return f"{self.prefix}/{path}" if self.prefix else path
+
+    def manifest(self) -> dict[str, Any] | None:
+        """The manifest of the site already there (None: none, unreadable, or written by
+        another version of sagetrack)."""
+        try:
+            doc = json.loads(self.files.get(self.key(MANIFEST)))
+        except (RecordNotFound, ValueError):
+            return None
+        if not isinstance(doc, dict) or doc.get("format") != REPORT_FORMAT or \
+                doc.get("sagetrack") != __version__ or not isinstance(doc.get("files"), dict):
+            return None
+        return doc
+
+    def present(self, path: str) -> bool:
+        """Whether a file the manifest lists is there (checked in folders; on S3 the
+        manifest is trusted, a HEAD per file would cost more than writing)."""
+        return self.s3 or self.files.exists(self.key(path))
+
+    def put(self, path: str, data: bytes) -> None:
+        """Write one file. ``share.html`` on S3 goes byte for byte, past the store's
+        redactor: it holds presigned URLs, whose access key id and session token (never
+        the secret key) the redactor would remove."""
+        if path != SHARE or not isinstance(self.files, S3Backend):
+            self.files.put(self.key(path), data)
+            return
+        backend, key = self.files, self._s3_key(path)
+        extra = ({"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": backend.kms_key_id}
+                 if backend.kms_key_id else {})
+        with _mapped(f"write s3://{backend.bucket}/{key}"):
+            backend.client.put_object(Bucket=backend.bucket, Key=key, Body=data,
+                                      ContentType=content_type(path), **extra)
+
+    def _s3_key(self, path: str) -> str:
+        assert isinstance(self.files, S3Backend)
+        return f"{self.files.prefix}/{self.key(path)}".lstrip("/")
+
+    @functools.cached_property
+    def _signer(self) -> Any:
+        """An S3 client that signs URLs with SigV4 in the bucket's own region (what every
+        region accepts; a URL signed for another region is refused)."""
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        assert isinstance(self.files, S3Backend)
+        client = self.files.client
+        try:
+            meta = client.head_bucket(Bucket=self.files.bucket)["ResponseMetadata"]
+        except ClientError as exc:  # a refused HEAD still names the region
+            meta = exc.response.get("ResponseMetadata", {})
+        except BotoCoreError:
+            meta = {}
+        region = meta.get("HTTPHeaders", {}).get("x-amz-bucket-region") or \
+            client.meta.region_name
+        endpoint = client.meta.endpoint_url  # kept for S3-compatible stores only
+        aws = (urlparse(endpoint).hostname or "").endswith(".amazonaws.com")
+        return boto3.session.Session().client(
+            "s3", region_name=region, endpoint_url=None if aws else endpoint,
+            config=Config(signature_version="s3v4"))
+
+    def url(self, path: str, expires: int = MAX_EXPIRES) -> str:
+        """``file://`` URL of a file in a folder; presigned GET URL of an S3 object (with
+        the content type its name calls for, whatever the object was stored with, and
+        ``no-cache``: a live report's files change under the same URL)."""
+        if isinstance(self.files, S3Backend):
+            return str(self._signer.generate_presigned_url(
+                "get_object", Params={"Bucket": self.files.bucket, "Key": self._s3_key(path),
+                                      "ResponseContentType": content_type(path),
+                                      "ResponseCacheControl": "no-cache"},
+                ExpiresIn=expires))
+        return (Path(self.files.uri) / self.key(path)).as_uri()
