@@ -25,7 +25,7 @@ test: $(STAMP) lint typecheck layers unit
 check: $(STAMP) lint typecheck layers unit-fast
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -21,7 +21,11 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ACCOUNT",
+    "REGION",
     "RESULTS_DIR",
+    "ROLE",
+    "SDK_CONFIG",
     "blackhole",
     "machine_info",
     "moto_server",
@@ -41,6 +45,10 @@ RESULTS_DIR = HERE / "results"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 from tests.support.aws import (  # noqa: E402
+    ACCOUNT,
+    REGION,
+    ROLE,
+    SDK_CONFIG,
     blackhole,
     moto_server,
     validate_sdk_config_once,

@@ -334,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     modes = ["direct"] if args.no_fit else ["direct", "fit"]
     results: list[dict[str, Any]] = [measure_floor(args, model, m) for m in modes]
     results.append(measure_learning_rate_read(model, args.epochs))
-    with tempfile.TemporaryDirectory(prefix="sagetrack-hot-") as tmp, \
+    # a hanging store may still be writing after close() timed out: that is the point
+    with tempfile.TemporaryDirectory(prefix="sagetrack-hot-", ignore_cleanup_errors=True) as tmp, \
             (contextlib.nullcontext(None) if args.no_blackhole else _common.blackhole()) as hole:
         root = Path(tmp)
         stores: list[tuple[str, Callable[[], Any]]] = [

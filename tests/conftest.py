@@ -100,3 +100,23 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             f"fault injection: {r.faults} faults injected, {r.trainings} trainings run, "
             f"{r.trainings_failed} trainings failed, {r.records_checked} records checked, "
             f"{r.records_lost} records lost")
+
+
+#: what a test module calls when it runs a training script or job in a subprocess
+_JOB_MARKERS = ("run_script(", "make_session(", "LocalProcessSession(", "sys.executable")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test of a module that runs scripts or jobs in subprocesses, so
+    that ``make check`` (``-m "not slow"``) keeps to the in-process tests."""
+    seen: dict[str, bool] = {}
+    for item in items:
+        path = str(item.path)
+        if path not in seen:
+            try:
+                text = item.path.read_text()
+            except OSError:
+                text = ""
+            seen[path] = any(marker in text for marker in _JOB_MARKERS)
+        if seen[path]:
+            item.add_marker(pytest.mark.slow)
