@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "TensorFlow": (".client.estimator", "TensorFlow"),
+    "TensorFlow": (".estimator", "TensorFlow"),
     "Store": (".api", "Store"),
     "Run": (".api", "Run"),
     "TrackingCallback": (".container.keras", "TrackingCallback"),
@@ -66,7 +66,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from .api import Run, Store
     from .client.checkout import checkout
-    from .client.estimator import TensorFlow
+    from .estimator import TensorFlow
     from .client.reproduce import DataChanged, ReproductionError, reproduce
     from .compare import RunDiff, diff
     from .container.recorder import log_metrics

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import sagetrack
 from sagetrack import TensorFlow, TrackingWarning
 
 
@@ -163,4 +164,8 @@ def test_a_skipped_launch_writes_nothing_and_latest_run_is_the_run_returned(
     assert run.id == done and len(requests) == 1
     assert files_of(store) == before  # no status, no record, no marker
     assert second.latest_run.id == done and second.latest_training_job is None
+    # the user-facing run, with its conveniences, for a launched job and for a skip alike
+    assert isinstance(second.latest_run, sagetrack.Run) and callable(second.latest_run.plot)
+    assert isinstance(first.latest_run, sagetrack.Run)
+    assert callable(first.latest_run.estimator) and callable(first.latest_run.training_inputs)
     assert [r.id for r in Store(str(store)).list_runs()] == [done]

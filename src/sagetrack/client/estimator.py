@@ -2,24 +2,22 @@
 
 The subclass touches four SDK hooks, each documented where it is used:
 
-* ``__init__`` validates the tracking arguments before the SDK creates a session, and
-  adds console ``metric_definitions`` for the tracked metrics (validation.py);
-* ``_get_or_create_name`` gives the job name the SDK would give, before the launch, so
-  that a name the store cannot use is launched untracked;
+* ``__init__`` validates the tracking arguments before the SDK creates a session and
+  adds console ``metric_definitions`` (validation.py);
+* ``_get_or_create_name``: a job name the store cannot use is launched untracked;
 * ``_prepare_for_training`` (called by ``fit``, ``HyperparameterTuner`` and pipeline
   steps) adds the container bootstrap to ``dependencies`` (staging.py) and the
   ``SAGETRACK_*`` settings to ``environment`` (container_env.py), captures provenance
   beside the SDK's upload (capture.py), then writes the launch record (launch_record.py,
   launch_writer.py, claim.py);
-* ``fit`` checks its arguments, passes the inputs to the launch record and records the
-  job's outcome (outcome.py); ``skip_if_done`` returns a completed run of the same work.
+* ``fit`` checks its arguments, passes the inputs to the launch record, records the
+  outcome (outcome.py); ``skip_if_done`` returns a completed run of the same work.
 
-Tracking never breaks or holds up ``fit()``: the launch waits for tracking at most the
-launch budget (``SAGETRACK_LAUNCH_BUDGET``, and at least ``FIRST_WRITE_WAIT`` for the
-record's first writes); what is not done by then completes in the background. A tracking
-failure becomes one :class:`TrackingWarning` and a local copy of the record under
-``$SAGETRACK_HOME/unsent`` (guard.py, store_access.py); a job whose records cannot be
-written safely is launched untracked, exactly as the SDK would launch it.
+Tracking never breaks or holds up ``fit()``: the launch waits at most the launch budget
+(``SAGETRACK_LAUNCH_BUDGET``, at least ``FIRST_WRITE_WAIT`` for the first writes); the
+rest completes in the background. A tracking failure becomes one :class:`TrackingWarning`
+and a copy of the record under ``$SAGETRACK_HOME/unsent`` (guard.py, store_access.py); a
+job whose records cannot be written safely is launched untracked, as the SDK would.
 """
 
 from __future__ import annotations
@@ -69,16 +67,15 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
         tracking: ``False`` makes the estimator behave exactly like the SDK's.
     """
 
+    _run_store: Any = None  # the store class latest_run reads with (set by sagetrack.TensorFlow)
+
     def __init__(self, *args: Any, tracking_uri: str | None = None,
                  experiment: str | None = None, track_batches: int = 0,
                  tracking: bool = True, _reproduces: Reproduction | None = None,
                  **kwargs: Any) -> None:
-        """SDK hook. ``_reproduces`` (private, set by :mod:`sagetrack.client.reproduce`):
-        this estimator repeats a recorded run. Its ``source_dir`` becomes the recorded
-        tarball's S3 URI *after* the SDK's constructor (new tracked runs refuse S3 code
-        because the SDK then drops ``dependencies``; a recorded tarball already holds the
-        bootstrap, and the SDK uses an S3 ``source_dir`` as is), and its ``origin`` is
-        recorded as the new run's ``reproduces``."""
+        """SDK hook. ``_reproduces`` (private, from :mod:`sagetrack.client.reproduce`): this
+        repeats a recorded run; ``source_dir`` becomes its tarball (which holds the
+        bootstrap) after the SDK's constructor, and the run records ``reproduces``."""
         self._tracking = check_tracking_flag(tracking)
         self._user_metrics = kwargs.get("metric_definitions")
         if tracking:
@@ -128,7 +125,7 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
         """The :class:`sagetrack.Run` of the latest ``fit``: the run of the job it launched,
         or the completed run it returned (``skip_if_done``)."""
         if self._skipped is not None:
-            return self._skipped
+            return self._open_runs().run(self._skipped.id, self._skipped.experiment)
         job = self.latest_training_job
         if job is None:
             raise ConfigurationError("No job has been launched yet: call fit() first.")
@@ -136,10 +133,14 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
             raise ConfigurationError(
                 f"Job {job.name} was launched untracked (see the warning at its launch): "
                 "it has no run.")
+        self.wait_for_launch_record()
+        return self._open_runs().run(job.name, self.experiment)
+
+    def _open_runs(self) -> Any:
+        # the user-facing class (sagetrack.TensorFlow) reads runs as sagetrack.Run
         from ..store.reader import Store
 
-        self.wait_for_launch_record()
-        return Store(self.tracking_uri, s3_client=self._s3_client()).run(job.name)
+        return (self._run_store or Store)(self.tracking_uri, s3_client=self._s3_client())
 
     def wait_for_launch_record(self, timeout: float | None = None) -> dict[str, Any] | None:
         """Block until the launch records of this estimator's jobs are complete (input
