@@ -235,3 +235,17 @@ def test_code_tarball_members_escaping_the_code_dir_are_refused(tmp_path: Path) 
     assert "outside the code directory" in str(err.value)
     assert not (base / "escape.py").exists() and not (tmp_path / "escape.py").exists()
     assert (base / "code" / "train.py").read_bytes() == b"print(1)\n"
+
+
+@pytest.mark.parametrize("name", ["../../escape-job", "a/b", "-lead", "x" * 64, "a_b", "",
+                                  "job.1", "job\nname", None])
+def test_job_names_are_validated_as_sagemaker_does(
+    make_session: Any, tmp_path: Path, name: Any
+) -> None:
+    session = make_session(work_dir=tmp_path / "work")
+    client = session.sagemaker_client
+    with pytest.raises(LocalJobApiError, match="trainingJobName"):
+        client.create_training_job(TrainingJobName=name)
+    with pytest.raises(LocalJobApiError, match="trainingJobName"):
+        client.describe_training_job(TrainingJobName=name)
+    assert not any(p.name.endswith("escape-job") for p in tmp_path.rglob("*"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -47,11 +48,7 @@ class LocalProcessSagemakerClient:
     # ------------------------------------------------------------------ jobs
     def create_training_job(self, **request: Any) -> dict[str, Any]:
         """Start a training job from a ``CreateTrainingJob`` request; returns its ARN."""
-        name = request.get("TrainingJobName")
-        if not name:
-            raise LocalJobApiError(
-                "ValidationException", "TrainingJobName is required.", "CreateTrainingJob"
-            )
+        name = check_job_name(request.get("TrainingJobName"), "CreateTrainingJob")
         options = self._options_factory()  # fresh credentials for every job
         self._options = options
         with _REGISTRY_LOCK:
@@ -75,6 +72,7 @@ class LocalProcessSagemakerClient:
 
     def get_job(self, name: str, operation: str = "DescribeTrainingJob") -> LocalTrainingJob:
         """The job called ``name``: from this process, else from the work dir's state file."""
+        name = check_job_name(name, operation)
         with _REGISTRY_LOCK:
             job = _REGISTRY.get(name)
         if job is not None:
@@ -166,6 +164,26 @@ class LocalProcessSagemakerClient:
             f"{name!r}; it runs training jobs only (create/describe/stop/list training jobs, "
             "list_tags). Use a regular sagemaker.Session for other SageMaker APIs."
         )
+
+
+#: SageMaker's rule for training job names (CreateTrainingJob API reference)
+_JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+
+
+def check_job_name(name: Any, operation: str) -> str:
+    """``name`` when SageMaker would accept it as a training job name (1-63 letters, digits
+    and hyphens, starting with a letter or digit); the API's ValidationException otherwise.
+    A job's folder and state file are named after it, so this also keeps them inside the
+    session's work folder."""
+    if not isinstance(name, str) or not _JOB_NAME.fullmatch(name):
+        raise LocalJobApiError(
+            "ValidationException",
+            f"1 validation error detected: Value {name!r} at 'trainingJobName' failed to "
+            "satisfy constraint: Member must satisfy regular expression pattern: "
+            "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}",
+            operation,
+        )
+    return name
 
 
 class _UnsupportedOperation(UnsupportedLocalFeatureError, AttributeError):

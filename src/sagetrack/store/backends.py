@@ -75,8 +75,18 @@ class LocalBackend:
         """Write ``key`` only if it does not exist yet (atomically); return whether written."""
         return self._write(key, data, replace=False)
 
+    def _inside(self, path: Path) -> Path:
+        """``path`` when its folder, symlinks followed, is inside the root; a write never
+        follows a planted link out of the store."""
+        real = path.parent.resolve()
+        if real != self.root and self.root not in real.parents:
+            raise StoreAccessDenied(
+                f"Refusing to write {path}: its folder resolves to {real}, outside the store "
+                f"{self.root} (a symbolic link inside the store points out of it).")
+        return path
+
     def _write(self, key: str, data: bytes, *, replace: bool) -> bool:
-        path = self._path(key)
+        path = self._inside(self._path(key))
         data = redact_bytes(key, data)  # every local write: store, mirror, unsent copy
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

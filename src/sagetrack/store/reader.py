@@ -49,6 +49,7 @@ from .schema import (
     StepRow,
     TarballDoc,
     run_status,
+    status_disagreement,
 )
 
 __all__ = ["Run", "Store", "StoreBase", "metric_goal"]
@@ -180,9 +181,13 @@ class Run:
 
     @property
     def status(self) -> str:
-        """completed, failed, stopped, running, launched, or unknown."""
-        return run_status(self.status_record.get("status"), self.job.get("status"),
-                          bool(self.record))
+        """completed, failed, stopped, running, launched, or unknown. SageMaker's outcome
+        wins over the container's where both exist; a disagreement is in ``problems``."""
+        recorded, job_status = self.status_record.get("status"), self.job.get("status")
+        conflict = status_disagreement(recorded, job_status)
+        if conflict and conflict not in self.problems:
+            self.problems.append(conflict)
+        return run_status(recorded, job_status, bool(self.record))
 
     @property
     def incomplete(self) -> bool:

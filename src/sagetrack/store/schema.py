@@ -65,6 +65,7 @@ __all__ = [
     "batch_file",
     "host_file",
     "run_status",
+    "status_disagreement",
 ]
 
 FORMAT = "sagetrack/1"
@@ -142,13 +143,25 @@ JOB_TO_RUN_STATUS: dict[JobStatus, RunStatus] = {
 
 
 def run_status(recorded: str | None, job_status: str | None, launched: bool) -> str:
-    """A run's status: its final recorded status, else the ended job's, else the recorded
-    one, else ``launched`` when there is a launch record, else ``unknown``."""
-    if recorded in TERMINAL:
-        return str(recorded)
+    """A run's status: the ended job's status as SageMaker reports it (the job's own
+    truth: a job can fail after its script completed, e.g. uploading the model), else the
+    final recorded status, else the recorded one, else ``launched`` when there is a launch
+    record, else ``unknown``. :func:`status_disagreement` says when the two differ."""
     if job_status in JOB_TERMINAL:
         return JOB_TO_RUN_STATUS[job_status]  # type: ignore[index]
+    if recorded in TERMINAL:
+        return str(recorded)
     return recorded or (LAUNCHED if launched else UNKNOWN)
+
+
+def status_disagreement(recorded: str | None, job_status: str | None) -> str | None:
+    """A sentence when the container's final status and SageMaker's differ, else None."""
+    if recorded in TERMINAL and job_status in JOB_TERMINAL \
+            and JOB_TO_RUN_STATUS[job_status] != recorded:  # type: ignore[index]
+        return (f"status.json records {recorded!r} but SageMaker reports the job "
+                f"{job_status!r}; the run reads as {JOB_TO_RUN_STATUS[job_status]!r}"  # type: ignore[index]
+                " (SageMaker's outcome of the whole job)")
+    return None
 
 
 # -- shapes --------------------------------------------------------------------------------
