@@ -66,7 +66,6 @@ _LAZY = {
 if TYPE_CHECKING:
     from .api import Run, Store
     from .client.checkout import checkout
-    from .estimator import TensorFlow
     from .client.reproduce import DataChanged, ReproductionError, reproduce
     from .compare import RunDiff, diff
     from .container.recorder import log_metrics
@@ -77,6 +76,7 @@ if TYPE_CHECKING:
         StoreError,
         TrackingWarning,
     )
+    from .estimator import TensorFlow
     from .plotting import plot
 
     TrackingCallback: Any

@@ -24,7 +24,6 @@ BAD_ARGUMENTS = [
     ({"track_batches": -1}, "track_batches=-1"),
     ({"track_batches": True}, "track_batches=True"),
     ({"track_batches": "10"}, "track_batches='10'"),
-    ({"source_dir": "s3://bucket/code.tar.gz"}, "source_dir is on S3"),
     ({"hyperparameters": {"when": object()}}, "'when'"),
     ({"hyperparameters": {"s": {1, 2}}}, "not JSON-serialisable"),
     ({"metric_definitions": [{"Name": "x", "Regex": "("}]}, "Invalid regex"),

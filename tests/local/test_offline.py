@@ -18,7 +18,7 @@ import pytest
 
 from sagetrack.local import LocalModeError, LocalProcessSession, contract, diagnostics
 from sagetrack.local import offline as offline_mod
-from tests.local.helpers import make_estimator, write_source
+from tests.local.helpers import ROLE, make_estimator, write_source
 
 _CLEARED = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
             "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL",
@@ -412,3 +412,36 @@ def test_offline_run_is_reproduced_and_checked_out_from_its_local_tarball(
     folder = sagetrack.checkout(Store(str(store)).run(original.id), tmp_path / "co")
     assert (folder / "code" / "util.py").read_text() == "Z = 3\n"
     assert (folder / "code" / "train.py").read_text() == TRACKED_SCRIPT
+
+
+def test_attach_to_tracked_and_untracked_local_jobs_and_create_models(
+        no_aws, no_network, tmp_path):
+    """attach in local process mode, from a new session on the same work folder; the
+    model is created as the SDK creates it (deploying needs SageMaker endpoints)."""
+    import sagetrack
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("hello")
+    source = write_source(tmp_path / "src", """
+        import os
+        with open(os.path.join(os.environ["SM_MODEL_DIR"], "w.txt"), "w") as fh:
+            fh.write("weights")
+    """)
+    tracked = sagetrack.TensorFlow(
+        entry_point="train.py", source_dir=str(source), role=ROLE, instance_type="local",
+        instance_count=1, framework_version="2.16", py_version="py310",
+        sagemaker_session=offline_session(tmp_path), experiment="attach")
+    tracked.fit({"training": f"file://{data}"}, logs="None")
+    untracked = make_estimator(offline_session(tmp_path), source)
+    untracked.fit({"training": f"file://{data}"}, logs="None")
+
+    for job, was_tracked in ((tracked.latest_training_job.name, True),
+                             (untracked.latest_training_job.name, False)):
+        est = sagetrack.TensorFlow.attach(job, sagemaker_session=offline_session(tmp_path))
+        assert isinstance(est, sagetrack.TensorFlow) and est.model_data.startswith("file://")
+        if was_tracked:
+            assert est.experiment == "attach" and est.latest_run.id == job
+            assert est.latest_run.status == "completed"
+        model = est.create_model()
+        assert model.model_data == est.model_data

@@ -43,6 +43,7 @@ from .validation import (
     check_arguments,
     check_fit_arguments,
     check_tracking_flag,
+    s3_source_note,
     with_console_metrics,
 )
 
@@ -193,6 +194,8 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
                      f"be a run id ({exc}).")
                 self._prepare_untracked(job_name)
                 return
+        if not self._origin and s3_source_note(self.source_dir):
+            warn(str(s3_source_note(self.source_dir)))
         prepared = attempt("prepare tracking", self._prepare_tracking, template)
         if prepared is None:
             self._prepare_untracked(job_name)
@@ -224,10 +227,9 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
 
     # -- helpers -------------------------------------------------------------------------
     def _prepare_tracking(self, template: bool) -> tuple[LaunchCapture, list[str], str | None]:
-        """Start the captures; the bootstrap and settings this launch adds."""
+        """Start the captures; the bootstrap and settings this launch adds. A duplicate
+        check that decides before launching (skip_if_done) and a template wait for all."""
         staged = bootstrap_paths()
-        # a duplicate-work check that must decide before launching (skip_if_done) and a
-        # template (read by the jobs) wait for every capture
         capture = LaunchCapture(wait_all=template or self._skip_if_done)
         try:
             capture.start(source_dir=self.source_dir, entry_point=self.entry_point,
@@ -252,8 +254,7 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
         if uploaded is not None:
             capture.add_tarball(self._s3_client(), uploaded.s3_prefix,
                                 tarballs[-1] if tarballs else None)
-        # listings past their first page are parked until the launch is done; the record
-        # names what is still pending and the writing thread completes it
+        # listings past their first page wait for the launch; the writer completes them
         wait_all = template or self._skip_if_done
         capture.wait(None if wait_all else max(0.0, deadline - time.monotonic()))
         base = launch_record_base(self, self._args, self.tracking_uri, self._fit_inputs,
@@ -285,8 +286,7 @@ class TensorFlow(_SDKTensorFlow):  # type: ignore[misc]
         return training_job_exists(self.sagemaker_session.sagemaker_client, job_name)
 
     def _record_outcome(self, error: BaseException | None) -> None:
-        """Record how fit() ended once this launch's records are written (an error never
-        waits for the store)."""
+        """Record how fit() ended once the records are written (an error never waits)."""
         launch, job = self._launch, self.latest_training_job
         if launch is None:
             return

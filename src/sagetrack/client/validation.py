@@ -36,6 +36,7 @@ __all__ = [
     "check_fit_arguments",
     "check_tracking_flag",
     "console_metric_definitions",
+    "s3_source_note",
     "with_console_metrics",
 ]
 
@@ -119,6 +120,22 @@ def check_fit_arguments(*, job_name: Any, skip_if_done: Any) -> None:
             "Invalid argument `job_name`: it contains a control character (newline, tab, "
             "NUL...), which no training job name can hold. Received: "
             f"job_name={job_name!r}")
+
+
+def s3_source_note(source_dir: Any) -> str | None:
+    """The warning for a launch whose ``source_dir`` is a tarball on S3, else None.
+
+    The SDK runs such a tarball as it is and drops ``dependencies``, so sagetrack cannot add
+    its bootstrap: the job is recorded from the client (parameters, code tarball and hash,
+    data, job configuration, outcome), and from inside only when the tarball already holds
+    the bootstrap (one that sagetrack launched before, as after ``attach``)."""
+    if not (isinstance(source_dir, str) and source_dir.lower().startswith("s3://")):
+        return None
+    return ("sagetrack: source_dir is on S3, so sagetrack cannot add its bootstrap to the "
+            "code: the run is recorded from the client (parameters, code tarball, data, job "
+            "configuration; the outcome with fit(wait=True) or `sagetrack ingest`), and "
+            "metrics only if that tarball was launched by sagetrack before. Received: "
+            f"source_dir={source_dir!r}")
 
 
 def _pipeline_value(value: Any) -> bool:
@@ -283,11 +300,6 @@ def _check_source(kwargs: dict[str, Any]) -> None:
         raise ConfigurationError(
             "Invalid argument `dependencies`: expected a list of local paths (str). "
             f"Received: dependencies={dependencies!r}"[:400])
-    if isinstance(source_dir, str) and source_dir.lower().startswith("s3://"):
-        raise ConfigurationError(
-            "sagetrack cannot track a job whose source_dir is on S3: the SDK drops "
-            "`dependencies` for S3 code, so the tracking bootstrap cannot be added. Pass a "
-            f"local source_dir, or tracking=False. Received: source_dir={source_dir!r}")
     # without source_dir only the entry point file is packed, so only source_dir can clash
     if isinstance(source_dir, str) and os.path.exists(os.path.join(source_dir,
                                                                    RUNTIME_PACKAGE)):
