@@ -94,6 +94,9 @@ def fault_report() -> FaultReport:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _ATTACKS:
+        terminalreporter.write_line("attack classes (tests passed / run): " + "; ".join(
+            f"{name} {ok}/{run}" for name, (run, ok) in _ATTACKS.items()))
     if FaultReport.faults:
         r = FaultReport
         terminalreporter.write_line(
@@ -120,3 +123,37 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             seen[path] = any(marker in text for marker in _JOB_MARKERS)
         if seen[path]:
             item.add_marker(pytest.mark.slow)
+
+
+#: the attack classes of docs/reliability.md and the tests that try them
+ATTACK_CLASSES = {
+    "secrets": ("tests/redact/",),
+    "launch never broken or held up": ("tests/client/test_launch_budget.py",
+                                       "tests/client/test_provenance.py",
+                                       "tests/client/test_attach.py"),
+    "training outcome truthful": ("tests/container/test_exit_status.py",
+                                  "tests/container/test_output.py",
+                                  "tests/store/test_status.py"),
+    "nothing lost or misfiled": ("tests/client/test_claim.py", "tests/client/test_identity.py"),
+    "paths and inputs": ("tests/test_bad_inputs.py", "tests/store/test_containment.py",
+                         "tests/local/test_contract.py", "tests/client/test_checkout.py"),
+    "mocked sessions and odd records": ("tests/store/test_serialise.py",
+                                        "tests/cli/test_record_shapes.py"),
+}
+_ATTACKS: dict[str, list[int]] = {}
+
+
+def _attack_class(nodeid: str) -> str | None:
+    for name, prefixes in ATTACK_CLASSES.items():
+        if nodeid.startswith(prefixes):
+            return name
+    return None
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    name = _attack_class(report.nodeid)
+    if name is None or not (report.when == "call" or report.outcome == "failed"):
+        return
+    counts = _ATTACKS.setdefault(name, [0, 0])
+    counts[0] += 1
+    counts[1] += report.outcome == "passed"
