@@ -49,6 +49,8 @@ def test_notebook_executes_offline(tmp_path):
     runs = Store(str(tmp_path / "runs")).list_runs("resnet-cifar10-notebook")
     assert sorted(r.params["learning-rate"] for r in runs) == [0.02, 0.1]
     assert all(r.status == "completed" and len(r.metrics) == 1 for r in runs)
+    report = tmp_path / "notebook-report" / "index.html"  # the notebook links its report
+    assert report.is_file() and f"file://{report}" in outputs
 
 
 def test_demo_script_runs_offline(tmp_path):
