@@ -8,6 +8,7 @@ Every error sagetrack raises on purpose derives from :class:`SagetrackError`::
     │   ├── StoreAccessDenied   missing permission, bucket missing (not retryable)
     │   └── RecordNotFound      no such run / record
     │       └── RunNotFound     unknown run id (carries close matches)
+    │           └── AmbiguousRunId  a prefix of several run ids (carries them)
     └── CorruptRecord           a record exists but cannot be parsed
 
     TrackingWarning (a UserWarning)  tracking degraded; training and fit() carry on
@@ -19,6 +20,7 @@ with ``raise ... from exc``, so callers handle one family.
 from __future__ import annotations
 
 __all__ = [
+    "AmbiguousRunId",
     "ConfigurationError",
     "CorruptRecord",
     "RecordNotFound",
@@ -61,6 +63,17 @@ class RunNotFound(RecordNotFound):
         self.suggestions = list(suggestions or [])
         hint = f" Did you mean: {', '.join(self.suggestions)}?" if self.suggestions else ""
         super().__init__(f"No run with id {run_id!r} in the store.{hint}")
+
+
+class AmbiguousRunId(RunNotFound):
+    """No run has the given id and it is the start of several; ``candidates`` holds them."""
+
+    def __init__(self, run_id: str, candidates: list[str]) -> None:
+        self.run_id = run_id
+        self.candidates = self.suggestions = list(candidates)
+        shown = ", ".join(self.candidates[:5]) + (", ..." if len(self.candidates) > 5 else "")
+        RecordNotFound.__init__(self, f"{run_id!r} is the start of {len(self.candidates)} run "
+                                      f"ids: {shown}. Give more of the id.")
 
 
 class CorruptRecord(SagetrackError):

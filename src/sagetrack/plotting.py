@@ -1,10 +1,14 @@
 """Learning curves of several runs on one figure: ``sagetrack.plot(runs, metric=None)``.
 
-One panel per metric (``loss``, ``accuracy``, ...). Each run keeps one colour; the
-training value is a solid line and its ``val_`` variant a dashed line of the same colour.
-Figures are built with the object-oriented API (no pyplot, no global backend change), so
-``plot(..., path="curves.png")`` works headless and the returned ``Figure`` displays in
-notebooks. Needs matplotlib (``pip install 'sagetrack[plot]'``).
+One panel per metric (``loss``, ``accuracy``, ...), every metric the runs recorded: the
+grid has three panels a row (four past nine panels) and grows as tall as it needs. Each
+run keeps one colour; the training value is a solid line and its ``val_`` variant a
+dashed line of the same colour. Epoch metrics are drawn per epoch; custom-loop and
+``metric_definitions`` values (``Run.steps``) per step, each curve through the steps
+where its metric has a value. Figures are built with the object-oriented API (no pyplot,
+no global backend change), so ``plot(..., path="curves.png")`` works headless and the
+returned ``Figure`` displays in notebooks. Needs matplotlib (``pip install
+'sagetrack[plot]'``).
 """
 
 from __future__ import annotations
@@ -14,32 +18,51 @@ from collections.abc import Iterable
 from typing import Any
 
 from .errors import ConfigurationError
-from .store.reader import Run, metric_goal
+from .store.metrics import metric_goal, step_table
+from .store.reader import Run
 
 __all__ = ["curves", "plot"]
 
-MAX_PANELS = 6
+#: panels a row; past :data:`WIDE_AFTER` panels, one more
+COLUMNS = 3
+WIDE_AFTER = 9
 #: values beyond this magnitude are left out (the axes could not scale to them)
 MAX_VALUE = 1e100
 
+#: one curve: (x label, x values, y values)
+Curve = tuple[str, list[float], list[float]]
 
-def curves(run: Run) -> tuple[str, list[float], dict[str, list[float]]]:
-    """(x label, x values, metric name -> values) of one run: epochs, else steps.
 
-    Missing, non-finite and out-of-range values are NaN (a gap in the curve)."""
-    rows = run.epochs
-    label = "epoch"
-    if rows:
-        several_fits = len({r.get("fit", 0) for r in rows}) > 1
-        xs = [float(i + 1) if several_fits else float(r["epoch"]) for i, r in enumerate(rows)]
-        if several_fits:
-            label = "epoch (all fit calls)"
-        names = sorted({k for r in rows for k in r.get("metrics", {})})
-        return label, xs, {n: [_float(r.get("metrics", {}).get(n)) for r in rows]
-                           for n in names}
-    steps = run.steps  # custom training loops: log_metrics rows
-    return "step", [float(x) for x in steps.index], {
-        str(c): [_float(v) for v in steps[c]] for c in steps.columns}
+def _epochs(run: Run) -> tuple[str, list[float], list[dict[str, Any]]]:
+    """(x label, x values, metrics) of the epoch rows, as ``Run.metrics`` holds them: the
+    latest row of an epoch a restarted attempt recorded again; numbered through all
+    ``fit`` calls when there were several."""
+    latest = {(r.get("fit", 0), r["epoch"]): r.get("metrics", {}) for r in run.epochs}
+    keys = sorted(latest)
+    values = [dict(latest[k]) for k in keys]
+    if len({fit for fit, _epoch in keys}) > 1:
+        return "epoch (all fit calls)", [float(i + 1) for i in range(len(keys))], values
+    return "epoch", [float(epoch) for _fit, epoch in keys], values
+
+
+def curves(run: Run) -> dict[str, Curve]:
+    """Every metric of one run as a curve: epoch metrics per epoch (a gap where an epoch
+    lacks a value), the other metrics per step (``Run.steps``), through the steps where
+    they have a value; non-finite and out-of-range values are NaN (a gap)."""
+    out: dict[str, Curve] = {}
+    label, xs, rows = _epochs(run)
+    for name in sorted({k for r in rows for k in r}):
+        out[name] = (label, xs, [_float(r.get(name)) for r in rows])
+    points: dict[str, tuple[list[float], list[float]]] = {}
+    for step, values in step_table(run.step_rows).items():
+        for name, value in values.items():
+            if name not in out:
+                xs_, ys = points.setdefault(name, ([], []))
+                xs_.append(float(step))
+                ys.append(_float(value))
+    for name in sorted(points):
+        out[name] = ("step", *points[name])
+    return out
 
 
 def _float(value: Any) -> float:
@@ -59,7 +82,7 @@ def _panels(names: set[str], metric: str | None) -> list[str]:
     bases = sorted({n.removeprefix("val_") for n in names},
                    key=lambda b: (b != "loss", metric_goal(b) is None, b))
     if metric is None:
-        return bases[:MAX_PANELS]
+        return bases
     base = metric.removeprefix("val_")
     if base not in bases:
         raise ConfigurationError(
@@ -72,7 +95,8 @@ def plot(runs: Run | Iterable[Run], metric: str | None = None, path: str | None 
     """Plot learning curves of ``runs``; save to ``path`` when given; return the Figure.
 
     ``metric`` picks one panel (``"loss"`` and ``"val_loss"`` both mean the loss panel with
-    training and validation curves); by default every metric gets a panel (up to 6).
+    training and validation curves); by default every metric the runs recorded gets a
+    panel, none left out: three a row (four past nine panels), as many rows as needed.
     """
     try:
         from matplotlib.figure import Figure
@@ -85,27 +109,31 @@ def plot(runs: Run | Iterable[Run], metric: str | None = None, path: str | None 
     if not runs:
         raise ConfigurationError("plot() needs at least one run. Received: no runs.")
     data = {id(run): curves(run) for run in runs}
-    names = {n for _label, _xs, values in data.values() for n in values}
+    names = {n for series in data.values() for n in series}
     if not names:
         raise ConfigurationError(
             "Nothing to plot: none of the runs recorded epoch or step metrics "
             f"({', '.join(r.id for r in runs)}).")
     panels = _panels(names, metric)
-    cols = min(len(panels), 3)
+    cols = min(len(panels), COLUMNS + (len(panels) > WIDE_AFTER))
     rows = -(-len(panels) // cols)
     fig = Figure(figsize=(5.2 * cols, 3.6 * rows + 0.6), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     colors = [f"C{i}" for i in range(10)]
     labels = {run.id for run in runs}
     for ax, base in zip(axes, panels, strict=False):
+        xlabels: list[str] = []
         for i, run in enumerate(runs):
-            xlabel, xs, values = data[id(run)]
+            series = data[id(run)]
             color = colors[i % len(colors)]
             for name, style in ((base, "-"), (f"val_{base}", "--")):
-                if name in values:
-                    ax.plot(xs, values[name], linestyle=style, color=color,
+                if name in series:
+                    xlabel, xs, ys = series[name]
+                    ax.plot(xs, ys, linestyle=style, color=color,
                             marker="o" if len(xs) <= 25 else None, markersize=3)
-            ax.set_xlabel(xlabel)
+                    if xlabel not in xlabels:
+                        xlabels.append(xlabel)
+        ax.set_xlabel(" / ".join(xlabels))
         ax.set_title(_text(base))
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from sagetrack.errors import ConfigurationError
@@ -74,3 +76,24 @@ def test_metric_names_and_values_no_axis_can_draw_are_shown_as_text_and_gaps(tmp
     assert sorted(ax.get_title() for ax in axes) == [r"a_\$x^2\$", r"cost\$"]
     cost = next(ax for ax in axes if ax.get_title() == r"cost\$").get_lines()[0]
     assert [str(v) for v in cost.get_ydata()] == ["1.0", "nan", "nan", "nan", "0.5"]
+
+
+def test_step_metrics_of_a_keras_run_get_their_own_panels_and_restarts_no_repeats(tmp_path):
+    uri = str(tmp_path)
+    write_run(uri, "e", "mixed", losses=[0.9, 0.5, 0.4])
+    out = backend(uri)
+    epochs = out.get("e/mixed/metrics.jsonl").decode()
+    again = json.loads(epochs.splitlines()[1])  # a restarted attempt records epoch 2 again
+    again.update(attempt=2, metrics={**again["metrics"], "loss": 0.45})
+    out.put("e/mixed/metrics.jsonl", (epochs + dumps_row(again)).encode())
+    steps = [{"step": s, "seq": s, "metrics": {"train:loss": 1.0 - s / 10}, "source": "output"}
+             for s in range(4)]
+    out.put("e/mixed/steps.jsonl", "".join(dumps_row(r) for r in steps).encode())
+    fig = open_store(uri).run("mixed").plot()
+    axes = {ax.get_title(): ax for ax in visible(fig)}
+    assert list(axes) == ["loss", "accuracy", "train:loss"]
+    assert axes["train:loss"].get_xlabel() == "step"
+    assert list(axes["train:loss"].get_lines()[0].get_xdata()) == [0, 1, 2, 3]
+    assert axes["loss"].get_xlabel() == "epoch"
+    train = axes["loss"].get_lines()[0]  # the latest row of epoch 2 (the restart's)
+    assert list(train.get_xdata()) == [1, 2, 3] and list(train.get_ydata()) == [0.9, 0.45, 0.4]

@@ -125,7 +125,7 @@ def test_unknown_run_suggests_close_matches(tmp_path):
 
     from sagetrack.errors import RunNotFound
 
-    with pytest.raises(RunNotFound) as err:
-        Store(str(tmp_path)).run("resnet-2026-11-28-05-00-01-12")
+    with pytest.raises(RunNotFound) as err:  # a typo, not the start of an id
+        Store(str(tmp_path)).run("resnet-2026-11-28-05-00-01-124")
     assert err.value.suggestions[0] == "resnet-2026-11-28-05-00-01-123"
     assert "Did you mean" in str(err.value)

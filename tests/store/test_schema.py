@@ -218,9 +218,11 @@ def test_values_nested_too_deep_are_dropped():
                         "ignored"]
 
 
-def test_run_status_follows_the_final_status_then_the_job():
+def test_run_status_follows_the_ended_job_then_the_final_status():
     assert schema.run_status("running", "Failed", True) == "failed"
-    assert schema.run_status("completed", "Failed", True) == "completed"
+    assert schema.run_status("completed", "Failed", True) == "failed"  # SageMaker's outcome
+    assert schema.status_disagreement("completed", "Failed") is not None
+    assert schema.status_disagreement("completed", "Completed") is None
     assert schema.run_status(None, "InProgress", True) == "launched"
     assert schema.run_status(None, None, False) == "unknown"
     assert schema.run_status("running", None, True) == "running"

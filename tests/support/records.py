@@ -166,3 +166,41 @@ def write_offline_run(root: Path, experiment: str, run_id: str, **kwargs: Any) -
     channel = fingerprint_channel(None, f"file://{data}")
     record["inputs"]["training"].update(channel, data_type="S3Prefix")
     out.put(key, dumps(record))
+
+
+def write_custom_loop_run(uri: str, experiment: str, run_id: str,
+                          lines: list[dict[str, float]], *, old_format: bool = False,
+                          **kwargs: Any) -> None:
+    """A custom-loop run: no epoch rows; each item of ``lines`` is the values that
+    ``metric_definitions`` matched on one printed output line, in ``steps.jsonl`` as the
+    recorder writes them (one row per value, ``seq``, the values of one line sharing a
+    step) or, ``old_format``, as earlier versions did (no ``seq``; each metric numbered
+    from 0). ``status.json`` holds the last value of each metric, as the recorder's."""
+    write_run(uri, experiment, run_id, losses=[], **kwargs)
+    out = backend(uri)
+    rows: list[dict[str, Any]] = []
+    per_metric: dict[str, int] = {}
+    for i, values in enumerate(lines):
+        when = f"2024-05-01T10:{i // 60:02d}:{i % 60:02d}.000+00:00"
+        for name, value in values.items():
+            step = per_metric.get(name, 0) if old_format else i
+            per_metric[name] = per_metric.get(name, 0) + 1
+            row: dict[str, Any] = {"step": step, "time": when, "metrics": {name: value},
+                                   "source": "output", "attempt": 1}
+            if not old_format:
+                row["seq"] = len(rows)
+            rows.append(row)
+    out.put(f"{experiment}/{run_id}/steps.jsonl", "".join(dumps_row(r) for r in rows).encode())
+    status = json.loads(out.get(f"{experiment}/{run_id}/status.json"))
+    status["metrics"] = {k: v for values in lines for k, v in values.items()}
+    out.put(f"{experiment}/{run_id}/status.json", dumps(status))
+
+
+#: a third-party custom loop over 2 epochs: three training lines per epoch, then a line
+#: with the epoch's validation values (what its ``metric_definitions`` match)
+CUSTOM_LOOP_LINES: list[dict[str, float]] = [
+    {"train:loss": 0.9}, {"train:loss": 0.8}, {"train:loss": 0.7},
+    {"val:loss": 0.75, "val:acc": 0.6},
+    {"train:loss": 0.6}, {"train:loss": 0.5}, {"train:loss": 0.4},
+    {"val:loss": 0.55, "val:acc": 0.7},
+]

@@ -20,9 +20,9 @@ from typing import Any
 from .. import settings
 from .._version import __version__
 from ..api import Run, Store, default_uri
-from ..errors import RunNotFound, SagetrackError, StoreAccessDenied
+from ..errors import AmbiguousRunId, RunNotFound, SagetrackError, StoreAccessDenied
 from ..store.layout import validate_run_id
-from ..store.reader import metric_goal
+from ..store.metrics import metric_goal
 from ..store.schema import RUN_STATUSES, UNKNOWN
 
 __all__ = ["build_parser", "main"]
@@ -87,22 +87,16 @@ def _store(args: argparse.Namespace) -> Store:
 
 
 def _run(store: Store, run_id: str, experiment: str | None = None) -> Run:
-    """The run ``run_id``, or the only run whose id starts with it."""
+    """The run ``run_id``, or the only run whose id starts with it (``Store.run``)."""
     try:
         return store.run(run_id, experiment)
+    except AmbiguousRunId:
+        raise
     except RunNotFound as exc:
-        known = [rid for _e, rid in store.run_ids(experiment)]
-        matches = [rid for rid in known if rid.startswith(run_id)]
-        if len(matches) == 1:
-            return store.run(matches[0], experiment)
-        if not known:
+        if not exc.suggestions and not store.run_ids(experiment):
             raise CommandError(f"No run with id {run_id!r}: the store {store.uri} has no runs"
                                f"{' in experiment ' + experiment if experiment else ''}.") \
                 from exc
-        if len(matches) > 1:
-            raise CommandError(f"{run_id!r} is the start of {len(matches)} run ids: "
-                               f"{', '.join(matches[:5])}{', ...' if len(matches) > 5 else ''}"
-                               ". Give more of the id.") from exc
         raise
 
 
@@ -212,7 +206,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if args.json:
         _json({"path": args.output, "runs": [r.id for r in runs], "metrics": panels})
     else:
-        _out(f"Wrote {args.output}: {len(runs)} run(s); metrics: {', '.join(panels)}")
+        _out(f"Wrote {args.output}: {len(runs)} run(s), {len(panels)} panel(s); metrics: "
+             f"{', '.join(panels)}")
     return 0
 
 
@@ -367,7 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--limit", type=int, default=50, help="rows to show (0: all; 50)")
     p.add_argument("--params", help="comma-separated hyperparameters to show "
                                     "(default: those that differ)")
-    p.add_argument("--metrics", help="comma-separated metrics to show")
+    p.add_argument("--metrics", help="comma-separated metrics to show (default: validation "
+                                     "metrics first, enough for every run to show its own; "
+                                     "a last line names the others)")
 
     p = add("show", "everything recorded about one run", cmd_show, [common, exp])
     p.add_argument("run", type=_run_id, metavar="RUN",
@@ -381,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("plot", "learning curves of runs on one figure", cmd_plot, [common, exp])
     p.add_argument("runs", type=_run_id, nargs="+", metavar="RUN", help="runs to plot")
-    p.add_argument("-m", "--metric", help="one metric (its val_ variant is drawn dashed)")
+    p.add_argument("-m", "--metric", help="one metric (its val_ variant is drawn dashed; "
+                                          "default: a panel for every metric)")
     p.add_argument("-o", "--output", default="curves.png",
                    help="image file (.png, .svg, .pdf; default curves.png)")
 

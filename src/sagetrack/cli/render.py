@@ -17,7 +17,8 @@ from ..formatting import (
     table,
 )
 from ..store.layout import parse_time
-from ..store.reader import Run, metric_goal
+from ..store.metrics import DEFAULT_COLUMNS, MetricColumns, metric_columns
+from ..store.reader import Run
 from ..store.schema import RUNNING
 
 __all__ = [
@@ -57,14 +58,12 @@ def key_params(runs: Sequence[Run], limit: int = 4) -> list[str]:
     return (varying or names)[:limit]
 
 
-def key_metrics(runs: Sequence[Run], first: str | None = None, limit: int = 3) -> list[str]:
-    """The metrics worth a column: ``first``, then validation, then training metrics."""
-    names = {k for r in runs for k in r.final_metrics if metric_goal(k) is not None}
-    ordered = sorted(names, key=lambda n: (not n.startswith("val_"),
-                                           n.removeprefix("val_") != "loss", n))
-    if first:
-        ordered = [first] + [n for n in ordered if n != first]
-    return ordered[:limit]
+def key_metrics(runs: Sequence[Run], first: str | None = None,
+                limit: int = DEFAULT_COLUMNS) -> MetricColumns:
+    """The metric columns of a runs table: every run shows at least one of its own final
+    or best metrics (:func:`~sagetrack.store.metrics.metric_columns`); ``first`` leads."""
+    return metric_columns([set(r.final_metrics) | set(r.best_metrics) for r in runs],
+                          first=first, limit=limit)
 
 
 def run_row(run: Run) -> dict[str, Any]:
@@ -92,9 +91,14 @@ def problems_note(runs: Sequence[Run]) -> str | None:
 def runs_table(runs: Sequence[Run], *, params: list[str] | None = None,
                metrics: list[str] | None = None, sort: str | None = None) -> str:
     """The ``sagetrack runs`` table: final (best) metric values, short commit; a ``!``
-    after the status marks a run whose records have problems."""
+    after the status marks a run whose records have problems. Without ``metrics``, the
+    metric columns give every run one of its own (:func:`key_metrics`) and a footer names
+    the metrics left out."""
     params = key_params(runs) if params is None else params
-    metrics = key_metrics(runs, sort) if metrics is None else metrics
+    hidden: list[str] = []
+    if metrics is None:
+        chosen = key_metrics(runs, sort)
+        metrics, hidden = chosen.shown, chosen.hidden
     several = len({r.experiment for r in runs}) > 1
     headers = ["ID"] + (["EXPERIMENT"] if several else []) + ["STATUS", "START", "DURATION"]
     headers += params + metrics + ["COMMIT", "DIRTY"]
@@ -119,9 +123,18 @@ def runs_table(runs: Sequence[Run], *, params: list[str] | None = None,
         notes.append("metrics: final value (best value when different)")
     if any(r.problems for r in runs):
         notes.append("!: records unreadable or partial")
-    footer = problems_note(runs)
-    return table(headers, rows) + ("\n\n" + "; ".join(notes) if notes else "") + (
-        "\n" + footer if footer else "")
+    footers = [note for note in (_hidden_note(hidden), problems_note(runs)) if note]
+    return table(headers, rows) + ("\n\n" + "; ".join(notes) if notes else "") + "".join(
+        "\n" + note for note in footers)
+
+
+def _hidden_note(hidden: list[str], most: int = 12) -> str | None:
+    """The footer naming the metrics the table leaves out, and how to show them."""
+    if not hidden:
+        return None
+    names = ", ".join(hidden[:most]) + (f" and {len(hidden) - most} more"
+                                         if len(hidden) > most else "")
+    return f"not shown: {names} (--metrics NAME,... chooses the metric columns)"
 
 
 def _section(title: str, items: list[tuple[str, Any]]) -> list[str]:

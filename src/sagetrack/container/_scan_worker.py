@@ -10,8 +10,9 @@ regex is dropped for the rest of the job.
 
 Protocol (one JSON document per line): the first input line is
 ``{"patterns": [[name, regex], ...], "timeout": seconds}``; every further input line is a
-JSON string (one output line). Output lines are ``[name, value]`` for a match, or
-``["!drop", name, reason]`` when a regex is dropped.
+JSON string (one output line). Output lines are ``[name, value, line]`` for a match
+(``line``: the number of the input line it was found on, from 0; the values of one line
+share it), or ``["!drop", name, reason]`` when a regex is dropped.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def main() -> int:
         except re.error as exc:
             _emit(["!drop", name, f"invalid regex: {exc}"])
     signal.signal(signal.SIGALRM, _alarm)
-    for raw in sys.stdin:
+    for number, raw in enumerate(sys.stdin):
         try:
             line = json.loads(raw)
         except ValueError:
@@ -74,7 +75,7 @@ def main() -> int:
                 value = float(match.group(1) if pattern.groups else match.group(0))
             except (ValueError, IndexError, TypeError):
                 continue
-            _emit([name, value])
+            _emit([name, value, number])
     return 0
 
 

@@ -118,7 +118,9 @@ class MetricScanner:
             log.warning(msg)
             warnings.warn(msg, TrackingWarning, stacklevel=2)
             return
-        self.recorder.log_metrics(None, {str(message[0]): float(message[1])}, source="output")
+        line = message[2] if len(message) > 2 and isinstance(message[2], int) else None
+        self.recorder.log_metrics(None, {str(message[0]): float(message[1])}, source="output",
+                                  line=line)
 
 
 class _ScanningStream:

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Mapping
@@ -61,6 +62,10 @@ def _clean(values: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else -1
+
+
 def _fmt(value: float) -> str:
     return repr(value) if math.isfinite(value) else str(value).lower()
 
@@ -88,7 +93,12 @@ class Recorder:
             "metrics": {},
             "failure": None,
         }
-        self._steps: dict[str, int] = {}
+        # steps.jsonl: the next row's seq, the next step of a value recorded without one,
+        # and the (output line, step) of the last output line a value was matched on
+        self._seq = 0
+        self._next_step = 0
+        self._line: tuple[int, int] | None = None
+        self._steps_lock = threading.Lock()
         self._epoch_seen: set[tuple[int, int]] = set()  # (fit, epoch) in this attempt
         self._finished = False
         self.fits = 0
@@ -121,6 +131,10 @@ class Recorder:
         for name, rows in series.items():
             if rows:
                 self.writer.seed(name, rows)
+        steps = [r for r in series.get(RUN_FILES["steps"], []) if isinstance(r, dict)]
+        with self._steps_lock:  # number on after the earlier attempts' rows
+            self._seq = max([len(steps)] + [_int(r.get("seq")) + 1 for r in steps])
+            self._next_step = max([0] + [_int(r.get("step")) + 1 for r in steps])
 
     @safe
     def begin_fit(self, info: Mapping[str, Any]) -> int:
@@ -178,20 +192,26 @@ class Recorder:
 
     @safe
     def log_metrics(self, step: int | None, values: Mapping[str, Any],
-                    source: str = "api") -> None:
-        """Record values at ``step`` (per metric auto-increment when None)."""
+                    source: str = "api", *, line: int | None = None) -> None:
+        """Record values at ``step``. Values without a step take the next number of one
+        count shared by every metric (the order they were recorded in); the values
+        matched on output line ``line`` share one number."""
         if not self.config.chief:
             return
         metrics = _clean(values)
         if not metrics:
             return
-        if step is None:
-            key = ",".join(sorted(metrics))
-            step = self._steps.get(key, -1) + 1
-            self._steps[key] = step
-        row = {"step": int(step), "time": now_iso(), "metrics": metrics, "source": source,
-               "attempt": self.attempt}
-        self.writer.append(RUN_FILES["steps"], row)
+        with self._steps_lock:
+            if step is None and line is not None and self._line and self._line[0] == line:
+                step = self._line[1]
+            elif step is None:
+                step = self._next_step
+                self._next_step += 1
+                self._line = None if line is None else (line, step)
+            row = {"step": int(step), "seq": self._seq, "time": now_iso(),
+                   "metrics": metrics, "source": source, "attempt": self.attempt}
+            self._seq += 1
+            self.writer.append(RUN_FILES["steps"], row)  # in seq order
         self.status["metrics"].update(metrics)
         self._set_status(urgent=False)
 
@@ -255,7 +275,10 @@ def log_metrics(step: int | None = None, **values: float) -> None:
     """Record metric values from a custom training loop.
 
     ``sagetrack.log_metrics(step=epoch, loss=0.3, accuracy=0.9)`` inside a tracked job
-    stores a row in the run's ``steps.jsonl``. Outside a tracked job it does nothing.
+    stores a row in the run's ``steps.jsonl``. Without ``step``, the values take the next
+    number of the run's one count of values recorded without a step (output values
+    matched by ``metric_definitions`` included), so they keep their order across metrics.
+    Outside a tracked job it does nothing.
     """
     recorder = _ACTIVE
     if recorder is None:

@@ -19,8 +19,9 @@ from typing import Any
 from ..compare import RunDiff, code_of, diff, diff_of, metric_order, normalised_params
 from ..formatting import diffstat, format_time, humanize_duration
 from ..store.layout import parse_time
+from ..store.metrics import metric_columns, metric_goal, step_table
 from ..store.parse import parse_document
-from ..store.reader import Run, metric_goal
+from ..store.reader import Run
 from ..store.schema import (
     BATCHES_DIR,
     DIFF_FILE,
@@ -38,9 +39,8 @@ __all__ = ["ACTIVE", "duration_s", "run_document", "run_files", "runs_table"]
 
 #: statuses of a run that has not ended yet (the pages show them as live)
 ACTIVE = (RUNNING, LAUNCHED)
-#: hyperparameters and metrics shown by default in the runs table
+#: hyperparameters shown by default in the runs table (its metrics: those of `sagetrack runs`)
 DEFAULT_PARAMS = 5
-DEFAULT_METRICS = 4
 #: integers a curve can hold (beyond, a float would overflow)
 _BIG = 2 ** 1000
 
@@ -102,13 +102,6 @@ def _key_params(flat: Sequence[dict[str, Any]], limit: int) -> list[str]:
     return (varying or names)[:limit]
 
 
-def _key_metrics(names: set[str], limit: int) -> list[str]:
-    """Validation metrics first (the loss first), then training metrics; no learning rates."""
-    scored = [n for n in names if metric_goal(n) is not None]
-    return sorted(scored, key=lambda n: (not n.startswith("val_"),
-                                         n.removeprefix("val_") != "loss", n))[:limit]
-
-
 _RUN_COLUMNS: list[tuple[str, str, str]] = [
     # key, label, kind (how the page shows and sorts it)
     ("id", "run", "id"), ("experiment", "experiment", "text"), ("status", "status", "status"),
@@ -152,7 +145,9 @@ def runs_table(runs: Sequence[Run]) -> dict[str, Any]:
         row += [_cell(final.get(n)) for n in metric_names]
         row += [_cell(best.get(n)) for n in best_names]
         rows.append(row)
-    metrics = _key_metrics(set(metric_names), DEFAULT_METRICS)
+    # the metric columns of `sagetrack runs`: every run shows its own metrics
+    metrics = metric_columns([set(f) | set(b) for f, b in zip(finals, bests, strict=True)]
+                             ).shown
     visible = ["id"] + (["experiment"] if len({r.experiment for r in runs}) > 1 else [])
     visible += ["status", "start", "duration", "user", "commit", "dirty", "data"]
     visible += [f"params.{n}" for n in _key_params(flat, DEFAULT_PARAMS)]
@@ -189,9 +184,7 @@ def _curves(run: Run, files: set[str]) -> dict[str, Any]:
         out["epoch"] = _series(xs, [latest[k] for k in keys],
                                "epoch (all fit calls)" if several else "epoch")
     if STEPS_FILE in files:
-        steps: dict[int, dict[str, Any]] = {}
-        for step in run.step_rows:
-            steps.setdefault(step["step"], {}).update(step.get("metrics", {}))
+        steps = step_table(run.step_rows)  # the steps of Run.steps
         if steps:
             order = sorted(steps)
             out["step"] = _series([float(s) for s in order], [steps[s] for s in order], "step")

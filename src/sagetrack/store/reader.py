@@ -16,9 +16,10 @@ import json
 from functools import cached_property
 from typing import Any, Generic, TypeVar, cast
 
-from ..errors import RecordNotFound, RunNotFound, StoreError
+from ..errors import AmbiguousRunId, RecordNotFound, RunNotFound, StoreError
 from .backends import Backend, open_backend
 from .layout import validate_experiment, validate_run_id
+from .metrics import metric_goal, step_table
 from .parse import finite, parse_document, parse_rows
 from .schema import (
     BATCHES_DIR,
@@ -54,19 +55,7 @@ from .schema import (
 
 __all__ = ["Run", "Store", "StoreBase", "metric_goal"]
 
-#: name parts of metrics where lower is better; every other metric is better higher
-LOWER_IS_BETTER = ("loss", "error", "mae", "mse", "mape", "perplexity")
-_NO_GOAL = frozenset({"learning_rate", "lr", "duration_s"})
-
 R = TypeVar("R", bound="Run")
-
-
-def metric_goal(name: str) -> str | None:
-    """``"min"`` for loss/error/mae/mse-like names, ``None`` for learning rates, else ``"max"``."""
-    base = name.lower().removeprefix("val_")
-    if base in _NO_GOAL:
-        return None
-    return "min" if any(part in base for part in LOWER_IS_BETTER) else "max"
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -208,8 +197,18 @@ class Run:
 
     @property
     def final_metrics(self) -> dict[str, float]:
-        """The last recorded value of every metric."""
-        return dict(self.status_record.get("metrics") or {})
+        """The last recorded value of every metric: epoch, custom-loop and output values
+        (``status.json``; when that holds none, the last values of the epoch and step
+        rows)."""
+        recorded = self.status_record.get("metrics")
+        if recorded:
+            return dict(recorded)
+        final: dict[str, float] = {}
+        for row in self.epochs:
+            final.update(row.get("metrics", {}))
+        for values in step_table(self.step_rows).values():
+            final.update(values)
+        return final
 
     @cached_property
     def epochs(self) -> list[EpochRow]:
@@ -257,14 +256,24 @@ class Run:
 
     @property
     def steps(self) -> Any:
-        """Values from ``log_metrics`` and from output matched by ``metric_definitions``."""
+        """Values from ``log_metrics`` and from output matched by ``metric_definitions``,
+        as a DataFrame indexed by step, one column per metric (NaN where a metric has no
+        value at a step).
+
+        A value logged with a step is at that step. Values recorded without one (every
+        output value, ``log_metrics()`` without ``step``) are numbered in the order they
+        were recorded, across metrics, the values of one output line sharing a number:
+        a validation value printed after an epoch comes after that epoch's training
+        values. Older records are renumbered the same way (:func:`.metrics.step_table`).
+        """
         import pandas as pd
 
-        rows = self.step_rows
-        if not rows:
+        table = step_table(self.step_rows)
+        if not table:
             return pd.DataFrame(index=pd.Index([], name="step"))
-        frame = pd.DataFrame([{**r.get("metrics", {}), "step": r["step"]} for r in rows])
-        return frame.groupby("step").last()
+        frame = pd.DataFrame.from_dict(table, orient="index")
+        frame.index = pd.Index(frame.index, name="step")
+        return frame
 
     @cached_property
     def batch_rows(self) -> list[BatchRow]:
@@ -411,7 +420,13 @@ class StoreBase(Generic[R]):
         return refresh(self, experiment, rebuild=rebuild)
 
     def run(self, run_id: str, experiment: str | None = None) -> R:
-        """The run with this id (a training job name); RunNotFound with suggestions if none."""
+        """The run with this id (a training job name), or else the only run whose id
+        starts with ``run_id``.
+
+        An exact id always wins. Raises :class:`~sagetrack.errors.AmbiguousRunId` (listing
+        the candidates) when ``run_id`` starts several run ids, and
+        :class:`~sagetrack.errors.RunNotFound` with close matches when it starts none.
+        """
         validate_run_id(run_id)
         experiments = [validate_experiment(experiment)] if experiment else self.experiments()
         for exp in experiments:
@@ -419,7 +434,14 @@ class StoreBase(Generic[R]):
             if self.backend.exists(f"{run.prefix}/{RUN_FILE}") or \
                     self.backend.exists(f"{run.prefix}/{STATUS_FILE}"):
                 return run
-        known = [rid for _e, rid in self.run_ids(experiment)]
+        pairs = self.run_ids(experiment)
+        matches = sorted({rid for _e, rid in pairs if rid.startswith(run_id)})
+        if len(matches) > 1:
+            raise AmbiguousRunId(run_id, matches)
+        if matches:
+            exp = next(e for e, rid in pairs if rid == matches[0])
+            return self.new_run(exp, matches[0])
+        known = [rid for _e, rid in pairs]
         raise RunNotFound(run_id, difflib.get_close_matches(run_id, known, n=3, cutoff=0.5))
 
 

@@ -395,12 +395,16 @@ class _StepKey(TypedDict):
 
 
 class StepRow(_StepKey, total=False):
-    """A ``steps.jsonl`` line: one ``log_metrics()`` call or matched output line."""
+    """A ``steps.jsonl`` line: one ``log_metrics()`` call or one value matched on an
+    output line. ``seq`` numbers the rows in the order they were recorded (rows written
+    without it numbered output values per metric; see
+    ``sagetrack.store.metrics.step_table``)."""
 
     time: str
     metrics: dict[str, float]
     source: str
     attempt: int
+    seq: int
 
 
 class _BatchKey(TypedDict):
