@@ -48,3 +48,12 @@ def test_the_bootstrap_ships_no_client_side_code() -> None:
 
 def test_the_runtime_ships_under_its_private_name() -> None:
     assert Path(bootstrap_paths()[0]).name == RUNTIME_PACKAGE != "sagetrack"
+
+
+def test_no_import_cycles_among_sagetrack_modules() -> None:
+    """Imports that run (lazy ones inside functions included) form no cycle."""
+    graph = grimp.build_graph("sagetrack", exclude_type_checking_imports=True)
+    cycles = sorted({tuple(sorted((module, imported))) for module in graph.modules
+                     for imported in graph.find_modules_directly_imported_by(module)
+                     if graph.chain_exists(imported=module, importer=imported)})
+    assert cycles == []

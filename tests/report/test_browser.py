@@ -61,7 +61,7 @@ class Page:
 
     def wait_rows(self, count: int) -> None:
         """Wait until the table shows ``count`` rows (the filter applies after typing)."""
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # a loaded machine types and draws slowly
         while len(self.ids()) != count and time.monotonic() < deadline:
             self.page.wait_for_timeout(50)
         assert len(self.ids()) == count
@@ -184,7 +184,7 @@ def test_a_watched_report_redraws_when_regenerated(browser, tmp_path):
     write_run(uri, "resnet", "resnet-live", status="completed", losses=[0.7, 0.6, 0.5],
               started="2024-05-03T09:00:00.000+00:00", ended="2024-05-03T10:00:00.000+00:00")
     assert "data/run/resnet/resnet-live.js" in generate(Store(uri), target, watch=1.0).written
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # the page polls every second; a loaded machine is slow
     while "completed" not in pg.inner_text("tr[data-run] .status") and \
             time.monotonic() < deadline:
         pg.wait_for_timeout(100)

@@ -54,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _print(result: Any, args: argparse.Namespace, first: bool) -> None:
-    from .main import _json, _out
+    from .common import _json, _out
 
     if args.json:  # with --watch: one line per generation
         doc = {"location": result.location, "url": result.url, "runs": result.runs,
@@ -80,7 +80,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Generate (``-o DIR``), publish (``--publish``) or keep regenerating (``--watch``)."""
     from ..report import build, publish, watch
     from ..report.build import DEFAULT_OUTPUT
-    from .main import _err, _store
+    from .common import _err, _store
 
     store = _store(args)
     output = None if args.publish else (args.output or DEFAULT_OUTPUT)

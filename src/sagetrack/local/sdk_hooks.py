@@ -44,11 +44,10 @@ def install() -> None:
 
 
 def _local_session(estimator: Any) -> Any:
-    """The estimator's session when it is a ``LocalProcessSession``, else ``None``."""
-    from sagetrack.local.session import LocalProcessSession
-
+    """The estimator's session when it is a ``LocalProcessSession``, else ``None`` (known
+    by the class's marker: this module is imported by the session's own module)."""
     session = getattr(estimator, "sagemaker_session", None)
-    return session if isinstance(session, LocalProcessSession) else None
+    return session if getattr(type(session), "local_process_session", False) else None
 
 
 # ---------------------------------------------------------------------------- the wrappers

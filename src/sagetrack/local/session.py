@@ -67,6 +67,9 @@ class LocalProcessSession(LocalSession):  # type: ignore[misc]
             this machine has no AWS credentials configured and is not an EC2 instance.
     """
 
+    #: the SDK hooks (:mod:`sagetrack.local.sdk_hooks`) recognise the session by this
+    local_process_session = True
+
     def __init__(
         self,
         boto_session: Any = None,
