@@ -112,7 +112,6 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
     ("metrics-int-name", {"metric_definitions": [{"Name": 1, "Regex": "x"}]},
      "[{'Name': 1, 'Regex': 'x'}]"),
     # source_dir and dependencies clashes
-    ("source-dir-s3", {"source_dir": "s3://bucket/code.tar.gz"}, "'s3://bucket/code.tar.gz'"),
     ("source-dir-sitecustomize", {"source_dir": "{source}", "_files": ["sitecustomize.py"]},
      "source_dir='"),
     ("source-dir-runtime-package",

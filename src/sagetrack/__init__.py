@@ -57,7 +57,7 @@ _LAZY = {
     "diff": (".compare", "diff"),
     "RunDiff": (".compare", "RunDiff"),
     "plot": (".plotting", "plot"),
-    "reproduce": (".client.reproduce", "reproduce"),
+    "reproduce": (".estimator", "reproduce"),
     "checkout": (".client.checkout", "checkout"),
     "DataChanged": (".client.reproduce", "DataChanged"),
     "ReproductionError": (".client.reproduce", "ReproductionError"),
@@ -66,7 +66,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from .api import Run, Store
     from .client.checkout import checkout
-    from .client.reproduce import DataChanged, ReproductionError, reproduce
+    from .client.reproduce import DataChanged, ReproductionError
     from .compare import RunDiff, diff
     from .container.recorder import log_metrics
     from .errors import (
@@ -76,7 +76,7 @@ if TYPE_CHECKING:
         StoreError,
         TrackingWarning,
     )
-    from .estimator import TensorFlow
+    from .estimator import TensorFlow, reproduce
     from .plotting import plot
 
     TrackingCallback: Any

@@ -36,9 +36,10 @@ class Run(reader.Run):
         hyperparameters and settings, recorded as reproducing it. ``overrides`` replace
         recorded arguments (``hyperparameters`` are merged); fit it with
         :meth:`training_inputs`. See :func:`sagetrack.reproduce`."""
+        from . import TensorFlow  # the user-facing class, by the package's public name
         from .client.reproduce import estimator_for
 
-        return estimator_for(self, **overrides)
+        return estimator_for(self, estimator_class=TensorFlow, **overrides)
 
     def training_inputs(self) -> dict[str, Any]:
         """The recorded input channels, ready for ``estimator.fit(...)``."""

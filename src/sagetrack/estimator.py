@@ -12,9 +12,10 @@ from typing import Any
 
 from .api import Store
 from .client import estimator
+from .client import reproduce as _reproduce
 from .client.attach import tracked_init_params
 
-__all__ = ["TensorFlow"]
+__all__ = ["TensorFlow", "reproduce"]
 
 
 class TensorFlow(estimator.TensorFlow):
@@ -29,3 +30,13 @@ class TensorFlow(estimator.TensorFlow):
         params = super()._prepare_init_params_from_job_description(job_details,
                                                                    model_channel_name)
         return tracked_init_params(params, job_details)
+
+
+def reproduce(run: Any, **kwargs: Any) -> TensorFlow:
+    """Launch a tracked job repeating ``run``; its estimator (a :class:`TensorFlow`) is
+    returned and ``.latest_run`` is the new run. Keyword arguments as
+    :func:`sagetrack.client.reproduce.reproduce` (``allow_data_change``, ``wait``,
+    ``logs``, ``sagemaker_session``, overrides of the recorded arguments); DataChanged when
+    the data changed since."""
+    est: TensorFlow = _reproduce.reproduce(run, estimator_class=TensorFlow, **kwargs)
+    return est

@@ -273,11 +273,14 @@ def check_data(run: Run, s3_client: Any = None) -> list[ChannelCheck]:
 
 
 def build_estimator(request: Request, sagemaker_session: Any = None, *,
-                    data_changed: dict[str, str] | None = None) -> Any:
+                    data_changed: dict[str, str] | None = None,
+                    estimator_class: Any = None) -> Any:
     """A ``sagetrack.TensorFlow`` for ``request`` (see the module docstring);
-    ``data_changed`` (channel -> status) is recorded in the new run's ``reproduces``."""
-    from .estimator import TensorFlow
+    ``data_changed`` (channel -> status) is recorded in the new run's ``reproduces``;
+    ``estimator_class`` is the class to build (the user-facing one is passed from above)."""
+    from .estimator import TensorFlow as ClientTensorFlow
 
+    TensorFlow = estimator_class or ClientTensorFlow
     origin = dict(request.reproduces)
     if data_changed:
         origin["data_changed"] = dict(data_changed)
@@ -305,14 +308,16 @@ def _unpacked(uri: str) -> str:
     return folder
 
 
-def estimator_for(run: Run, *, sagemaker_session: Any = None, **overrides: Any) -> Any:
+def estimator_for(run: Run, *, sagemaker_session: Any = None, estimator_class: Any = None,
+                  **overrides: Any) -> Any:
     """A ready ``sagetrack.TensorFlow`` that repeats ``run`` (``Run.estimator``)."""
-    return build_estimator(reproduction_request(run, **overrides), sagemaker_session)
+    return build_estimator(reproduction_request(run, **overrides), sagemaker_session,
+                           estimator_class=estimator_class)
 
 
 def reproduce(run: Run, *, allow_data_change: bool = False, wait: bool = False,
               logs: str = "All", sagemaker_session: Any = None, s3_client: Any = None,
-              **overrides: Any) -> Any:
+              estimator_class: Any = None, **overrides: Any) -> Any:
     """Launch a tracked job repeating ``run`` and return its estimator
     (``.latest_run`` is the new run, whose record ``reproduces`` links to ``run``).
 
@@ -320,13 +325,15 @@ def reproduce(run: Run, *, allow_data_change: bool = False, wait: bool = False,
     or cannot be verified, unless ``allow_data_change``.
     """
     request = reproduction_request(run, **overrides)
-    est = build_estimator(request, sagemaker_session)  # arguments checked before any AWS call
+    est = build_estimator(request, sagemaker_session,  # arguments checked before any AWS call
+                          estimator_class=estimator_class)
     checks = check_data(run, s3_client or s3_client_of(est.sagemaker_session))
     bad = [c for c in checks if c.status != "same"]
     if bad and not allow_data_change:
         raise DataChanged(run.id, bad)
     if bad:  # the new run records what changed
         est = build_estimator(request, est.sagemaker_session,
-                              data_changed={c.channel: c.status for c in bad})
+                              data_changed={c.channel: c.status for c in bad},
+                              estimator_class=estimator_class)
     est.fit(training_inputs(run), wait=wait, logs=logs)
     return est
