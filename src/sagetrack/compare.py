@@ -21,6 +21,7 @@ from typing import Any, cast
 from .errors import SagetrackError
 from .formatting import diffstat, format_bytes, format_number, format_value, short
 from .store.layout import validate_experiment, validate_run_id
+from .store.params import flat_params, normalised_params
 from .store.reader import Run, metric_goal
 from .store.schema import CodeDoc, EnvironmentDoc, TarballDoc
 
@@ -43,43 +44,9 @@ __all__ = [
 DIFF_LINES = 200
 #: fields shown by their first 12 characters in text
 _HASHES = frozenset({"commit", "content hash", "tarball sha256", "sha256"})
-RUN_PLACEHOLDER = "{run}"
 
 
 # -- small helpers -------------------------------------------------------------------------
-def _replace_run_id(value: Any, run_id: str | None) -> Any:
-    if not run_id:
-        return value
-    if isinstance(value, str):
-        return value.replace(run_id, RUN_PLACEHOLDER)
-    if isinstance(value, dict):
-        return {k: _replace_run_id(v, run_id) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_replace_run_id(v, run_id) for v in value]
-    return value
-
-
-def normalised_params(params: dict[str, Any], run_id: str | None) -> dict[str, Any]:
-    """Hyperparameters with the run's own id replaced by ``{run}`` (the SDK's default
-    ``model_dir`` names the job), so that equal settings compare equal."""
-    return {k: _replace_run_id(v, run_id) for k, v in params.items()}
-
-
-def _flat(params: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict) and value:
-            for k, v in value.items():
-                walk(f"{prefix}.{k}", v)
-        else:
-            out[prefix] = value
-
-    for key, value in params.items():
-        walk(key, value)
-    return out
-
-
 def code_of(run: Run) -> CodeDoc:
     """The run's ``code`` record; a reproduction launched from a recorded tarball (so with
     no git state of its own) takes the git fields of the run it reproduces."""
@@ -310,9 +277,9 @@ class RunDiff:
 
 # -- building a diff -----------------------------------------------------------------------
 def _params_diff(a: Run, b: Run) -> ParamsDiff:
-    pa = _flat(normalised_params(a.params, a.id))
-    pb = _flat(normalised_params(b.params, b.id))
-    raw_a, raw_b = _flat(a.params), _flat(b.params)
+    pa = flat_params(normalised_params(a.params, a.id))
+    pb = flat_params(normalised_params(b.params, b.id))
+    raw_a, raw_b = flat_params(a.params), flat_params(b.params)
     out = ParamsDiff()
     for key in sorted(set(pa) | set(pb)):
         if key not in pb:

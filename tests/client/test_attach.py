@@ -30,13 +30,19 @@ def _describe_like_sagemaker(session: Any, environments: dict[str, dict[str, str
     client.meta.events.register("provide-client-params.sagemaker.CreateTrainingJob", before)
 
 
-def test_attach_to_a_tracked_and_an_untracked_job_then_create_and_deploy(
-        aws, tmp_path: Path, sdk_args: dict[str, Any], monkeypatch: pytest.MonkeyPatch):
+def _session(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A moto session that describes jobs as SageMaker does, and the code in tmp/code."""
     monkeypatch.setattr("sagemaker.session.time.sleep", lambda _s: None)
     session = aws.sagemaker_session()
     _describe_like_sagemaker(session, {})
     (tmp_path / "code").mkdir()
     (tmp_path / "code" / "train.py").write_text("print('training')\n")
+    return session
+
+
+def test_attach_to_a_tracked_and_an_untracked_job_then_create_and_deploy(
+        aws, tmp_path: Path, sdk_args: dict[str, Any], monkeypatch: pytest.MonkeyPatch):
+    session = _session(aws, tmp_path, monkeypatch)
     store = tmp_path / "store"
     tracked = TensorFlow(source_dir=str(tmp_path / "code"), sagemaker_session=session,
                          tracking_uri=str(store), experiment="attach", **sdk_args)
@@ -70,11 +76,7 @@ def test_attach_to_a_tracked_and_an_untracked_job_then_create_and_deploy(
 
 def test_a_later_fit_of_an_attached_tracked_job_is_tracked(
         aws, tmp_path: Path, sdk_args: dict[str, Any], monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr("sagemaker.session.time.sleep", lambda _s: None)
-    session = aws.sagemaker_session()
-    _describe_like_sagemaker(session, {})
-    (tmp_path / "code").mkdir()
-    (tmp_path / "code" / "train.py").write_text("print('training')\n")
+    session = _session(aws, tmp_path, monkeypatch)
     store = tmp_path / "store"
     first = TensorFlow(source_dir=str(tmp_path / "code"), sagemaker_session=session,
                        tracking_uri=str(store), **sdk_args)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from ..errors import TrackingWarning
 from ..store.layout import dumps
+from ..store.params import RUN_PLACEHOLDER, normalised_params, without_run_id
 from ..store.reader import Run, StoreBase
 from ..store.schema import COMPLETED, IDENTITY_PREFIX
 from .store_access import TrackingStore
@@ -27,27 +28,8 @@ from .store_access import TrackingStore
 __all__ = ["RUN_PLACEHOLDER", "find_completed", "find_duplicate", "identity_key",
            "launch_identity", "mark_launch", "normalised_params", "warn_duplicate"]
 
-RUN_PLACEHOLDER = "{run}"
 
 R = TypeVar("R", bound=Run)
-
-
-def _replace_run_id(value: Any, run_id: str | None) -> Any:
-    if not run_id:
-        return value
-    if isinstance(value, str):
-        return value.replace(run_id, RUN_PLACEHOLDER)
-    if isinstance(value, dict):
-        return {k: _replace_run_id(v, run_id) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_replace_run_id(v, run_id) for v in value]
-    return value
-
-
-def normalised_params(params: dict[str, Any], run_id: str | None) -> dict[str, Any]:
-    """Hyperparameters with the run's own id replaced by ``{run}`` (the SDK's default
-    ``model_dir`` names the job), so that equal settings compare equal."""
-    return {k: _replace_run_id(v, run_id) for k, v in params.items()}
 
 
 def launch_identity(record: dict[str, Any]) -> str | None:
@@ -72,7 +54,7 @@ def launch_identity(record: dict[str, Any]) -> str | None:
         "instance_type": job.get("instance_type"),
         "instance_count": job.get("instance_count"),
         "distribution": job.get("distribution") or None,
-        "environment": _replace_run_id(dict(job.get("environment") or {}), run_id),
+        "environment": without_run_id(dict(job.get("environment") or {}), run_id),
     }
     return json.dumps(work, sort_keys=True, default=str)
 

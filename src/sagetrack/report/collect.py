@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from ..compare import RunDiff, code_of, diff, diff_of, metric_order, normalised_params
+from ..compare import RunDiff, code_of, diff, diff_of, metric_order
 from ..formatting import diffstat, format_time, humanize_duration
 from ..store.layout import parse_time
 from ..store.metrics import metric_columns, metric_goal, step_table
+from ..store.params import flat_params, normalised_params
 from ..store.parse import parse_document
 from ..store.reader import Run
 from ..store.schema import (
@@ -72,22 +73,6 @@ def _cell(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _flat(params: dict[str, Any]) -> dict[str, Any]:
-    """Nested hyperparameters as ``a.b`` keys (as ``Store.runs()`` flattens them)."""
-    out: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict) and value:
-            for k, v in value.items():
-                walk(f"{prefix}.{k}", v)
-        else:
-            out[prefix] = _cell(value)
-
-    for key, value in params.items():
-        walk(key, value)
-    return out
-
-
 def _data(run: Run) -> str | None:
     """Each input channel with the first 8 characters of its data fingerprint."""
     parts = [f"{name} {str(info.get('sha256') or '?')[:8]}"
@@ -116,8 +101,8 @@ def runs_table(runs: Sequence[Run]) -> dict[str, Any]:
     """The runs page: ``columns`` (key, label, group, kind, goal), ``visible`` (the keys
     shown by default: varying hyperparameters, key metrics), ``rows`` (one list per run,
     in column order)."""
-    flat = [_flat(normalised_params(r.params, r.id)) for r in runs]
-    raw = [_flat(r.params) for r in runs]
+    flat = [flat_params(normalised_params(r.params, r.id), leaf=_cell) for r in runs]
+    raw = [flat_params(r.params, leaf=_cell) for r in runs]
     finals = [r.final_metrics for r in runs]
     bests = [r.best_metrics for r in runs]
     param_names = sorted({k for p in raw for k in p})
@@ -220,7 +205,8 @@ def _facets(run: Run, compared: RunDiff) -> dict[str, dict[str, Any]]:
         "Status": {"status": run.status, "start": format_time(run.started),
                    "duration": humanize_duration(duration_s(run)),
                    "user": run.record.get("user")},
-        "Hyperparameters": dict(sorted(_flat(normalised_params(run.params, run.id)).items())),
+        "Hyperparameters": dict(sorted(flat_params(normalised_params(run.params, run.id),
+                                                   leaf=_cell).items())),
         "Code": {f.name: _cell(f.b) for f in compared.code.fields},
         "Data": {f"{ch.name} {f.name}": _cell(f.b) for ch in compared.data
                  for f in (ch.uri, ch.objects, ch.bytes, ch.sha256) if ch.status != "removed"},

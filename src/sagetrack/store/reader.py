@@ -20,6 +20,7 @@ from ..errors import AmbiguousRunId, RecordNotFound, RunNotFound, StoreError
 from .backends import Backend, open_backend
 from .layout import validate_experiment, validate_run_id
 from .metrics import metric_goal, step_table
+from .params import flat_params
 from .parse import finite, parse_document, parse_rows
 from .schema import (
     BATCHES_DIR,
@@ -58,12 +59,8 @@ __all__ = ["Run", "Store", "StoreBase", "metric_goal"]
 R = TypeVar("R", bound="Run")
 
 
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, dict) and value:
-        for k, v in value.items():
-            _flatten(f"{prefix}.{k}", v, out)
-    else:
-        out[prefix] = json.dumps(value) if isinstance(value, (list, dict)) else value
+def _cell(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
 
 
 class Run:
@@ -319,8 +316,7 @@ class Run:
             "instance_type": job.get("instance_type"),
             "instance_count": job.get("instance_count"),
         }
-        for key, value in self.params.items():
-            _flatten(f"params.{key}", value, row)
+        row.update(flat_params(self.params, "params.", leaf=_cell))
         for key, value in self.final_metrics.items():
             row[f"metrics.{key}"] = value
         if self.problems:
