@@ -167,31 +167,39 @@ def test_the_shared_link_of_an_s3_site_opens_every_page(browser, aws):
     pg.close()
 
 
-@pytest.mark.skip(reason="the open page's poll does not always pick up a regeneration on a "
-                  "fresh machine (fails in CI, passes alone here); `--watch` regeneration itself "
-                  "is tested in tests/report/test_site.py; page redraw to be fixed")
-def test_a_watched_report_redraws_when_regenerated(browser, tmp_path):
+def test_a_watched_report_redraws_each_time_it_is_regenerated(browser, tmp_path, monkeypatch):
     from sagetrack.api import Store
-    from sagetrack.report.site import generate
+    from sagetrack.report import site as site_module
     from sagetrack.report.target import Target
 
     from ..support.records import write_run
 
+    # every generation within one second: the page must tell them apart by their content
+    monkeypatch.setattr(site_module, "now_iso", lambda: "2024-05-03T10:00:00Z")
     uri = make_store(str(tmp_path / "store"))
     target = Target.folder(tmp_path / "site")
-    generate(Store(uri), target, watch=1.0)
+    site_module.generate(Store(uri), target, watch=1.0)
     page = Page(browser, tmp_path / "site")
     pg = page.open("#runs?q=resnet-live", "runs")
     assert page.ids() == ["resnet/resnet-live"]
     assert pg.inner_text("tr[data-run] .status").startswith("running")
-    write_run(uri, "resnet", "resnet-live", status="completed", losses=[0.7, 0.6, 0.5],
-              started="2024-05-03T09:00:00.000+00:00", ended="2024-05-03T10:00:00.000+00:00")
-    assert "data/run/resnet/resnet-live.js" in generate(Store(uri), target, watch=1.0).written
-    deadline = time.monotonic() + 30  # the page polls every second; a loaded machine is slow
-    while "completed" not in pg.inner_text("tr[data-run] .status") and \
-            time.monotonic() < deadline:
-        pg.wait_for_timeout(100)
-    assert pg.inner_text("tr[data-run] .status").startswith("completed")
+
+    def regenerate(run_id: str, status: str) -> None:
+        write_run(uri, "resnet", run_id, status=status, losses=[0.7, 0.6, 0.5],
+                  started="2024-05-03T09:00:00.000+00:00",
+                  ended=None if status == "running" else "2024-05-03T10:00:00.000+00:00")
+        assert f"data/run/resnet/{run_id}.js" in \
+            site_module.generate(Store(uri), target, watch=1.0).written
+
+    wait = 30_000  # the page polls every 2 s; a loaded machine is slow
+    regenerate("resnet-live-2", "running")  # a second run starts
+    pg.wait_for_function("() => document.querySelectorAll('tr[data-run]').length === 2",
+                         timeout=wait)
+    regenerate("resnet-live", "completed")  # the first one ends
+    pg.wait_for_function("() => { const cell = document.querySelector(\"tr[data-run="
+                         "'resnet/resnet-live'] .status\"); return cell !== null && "
+                         "cell.textContent.startsWith('completed'); }", timeout=wait)
     assert pg.input_value("input.filter") == "resnet-live"  # the view kept its state
+    assert pg.eval_on_selector_all("main > *", "vs => vs.length") == 1  # one drawing
     page.check()
     pg.close()

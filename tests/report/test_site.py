@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 
 from sagetrack import report
+from sagetrack._redact import redact_bytes
 from sagetrack.errors import ConfigurationError
+from sagetrack.report import site as site_module
 from sagetrack.report.site import js_data
+from sagetrack.report.target import Folder, Target
 
 from ..support.records import backend, open_store, write_run
 from .conftest import HOSTILE, RUNS, load_data, make_store
@@ -105,6 +108,64 @@ def test_a_second_generation_writes_only_what_changed(site):
                                      "data/runs.js"]
     (out / "data/run/resnet/resnet-a.js").unlink()  # a file removed from the site comes back
     assert report.build(uri, out).written == ["data/run/resnet/resnet-a.js", "data/meta.js"]
+
+
+class Recorded(Folder):
+    """A folder that notes the order files are written in."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.order: list[str] = []
+
+    def put(self, key: str, data: bytes) -> None:
+        self.order.append(key)
+        super().put(key, data)
+
+
+def test_meta_names_its_generation_and_is_written_after_the_data_it_names(site, monkeypatch):
+    """What an open ``--watch`` page relies on: when data/meta.js changes, all it names is
+    there, and two generations of different content differ in meta.js even within one
+    second."""
+    uri, out = site
+    monkeypatch.setattr(site_module, "now_iso", lambda: "2024-05-03T10:00:00Z")
+    files = Recorded(out)
+    target = Target(files)
+
+    def generate() -> list[str]:
+        files.order.clear()
+        site_module.generate(open_store(uri), target, watch=2)
+        return list(files.order)
+
+    def revision() -> str:
+        return load_data(out / "data" / "meta.js")[1]["revision"]
+
+    first_order = generate()
+    write_run(uri, "resnet", "resnet-new")
+    for order in (first_order, generate()):
+        meta = order.index("data/meta.js")
+        assert all(p.startswith(("data/", "assets/")) for p in order[:meta])
+        # then the page, when it changed, and the manifest
+        assert order[meta + 1:] in (["index.html", "manifest.json"], ["manifest.json"])
+    assert first_order[-2] == "index.html"
+    first = revision()
+    assert generate() == [] and revision() == first  # nothing changed: nothing written
+    write_run(uri, "resnet", "resnet-live", status="completed", losses=[0.7, 0.6, 0.5],
+              started="2024-05-03T09:00:00.000+00:00")
+    order = generate()
+    assert "data/run/resnet/resnet-live.js" in order
+    assert order[-2:] == ["data/meta.js", "manifest.json"]
+    assert revision() != first
+
+
+def test_the_page_code_passes_the_redactor_unchanged(site):
+    """The site is written through the store's redactor when published: it must find
+    nothing to redact in sagetrack's own page code (else the published page breaks)."""
+    uri, out = site
+    report.build(uri, out)
+    shipped = [p for p in out.rglob("*") if p.is_file() and "data" not in p.parts]
+    assert {p.name for p in shipped} >= {"index.html", "app.js", "uPlot.iife.min.js"}
+    for path in shipped:
+        assert redact_bytes(path.name, path.read_bytes()) == path.read_bytes(), path.name
 
 
 def test_settled_runs_are_not_read_again(site):

@@ -198,11 +198,13 @@ def _plan(runs: list[Run], previous: dict[int, Run], old: dict[str, Any], target
 
 
 def _write(target: Target, files: dict[str, bytes], paths: list[str], workers: int) -> None:
-    """Write ``paths``: run pages, then the data and assets that point at them, then the
-    pages (so that a page never loads a file not written yet)."""
+    """Write ``paths``: run pages, then the data and assets that point at them, then
+    ``data/meta.js`` (what an open page polls: when it changes, everything it names is
+    there), then the pages (so that a page never loads a file not written yet)."""
     for phase in ((p for p in paths if p.startswith("data/run/")),
                   (p for p in paths if not p.startswith("data/run/") and
-                   not p.endswith(".html")),
+                   not p.endswith(".html") and p != META),
+                  (p for p in paths if p == META),
                   (p for p in paths if p.endswith(".html"))):
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(lambda p: target.put(p, files[p]), list(phase)))
@@ -229,9 +231,12 @@ def generate(store: Store, target: Target, *, experiments: Sequence[str] | None 
     files["index.html"] = page()
     hashes = {p: _sha(d) for p, d in files.items()}
     changed = [p for p in files if old_files.get(p) != hashes[p] or not target.present(p)]
+    content = {**kept, **hashes}
     meta = {"format": REPORT_FORMAT, "sagetrack": __version__, "store": store.uri,
             "experiments": sorted({r.experiment for r in runs}), "runs": len(runs),
-            "active": sum(r.status in ACTIVE for r in runs), "watch": watch}
+            "active": sum(r.status in ACTIVE for r in runs), "watch": watch,
+            # what an open page compares to know it shows this generation's data
+            "revision": _sha(json.dumps(content, sort_keys=True).encode())[:16]}
     meta_sha = _sha(json.dumps(meta, sort_keys=True).encode())
     if changed or old.get("meta") != meta_sha or not (
             META in old_files and target.present(META)):

@@ -200,6 +200,7 @@
   /* -- the page ---------------------------------------------------------------------------- */
   let meta = null;
   let timer = null;
+  let rendering = 0;
 
   function header() {
     const nav = document.getElementById("nav");
@@ -218,35 +219,55 @@
     const route = st.route();
     const view = st.views[route.view] || st.views.runs;
     document.body.removeAttribute("data-ready");
+    const mine = ++rendering;
     st.destroyCharts();
     main.textContent = "";
     header();
-    Promise.resolve(view(main, route))
-      .then(function () { document.body.dataset.ready = route.view in st.views ? route.view : "runs"; })
+    /* Each drawing has its own root: one overtaken (a hash change or a live reload while
+     * its data loads) finishes in a detached root. Resolves with whether it was drawn. */
+    const root = main.appendChild(st.el("div", { class: "view" }));
+    return Promise.resolve(view(root, route))
+      .then(function () {
+        if (mine !== rendering) return false;
+        document.body.dataset.ready = route.view in st.views ? route.view : "runs";
+        return true;
+      })
       .catch(function (err) {
-        main.textContent = "";
-        st.add(main, st.el("p", { class: "error" }, String(err && err.message ? err.message : err)));
+        if (mine !== rendering) return false;
+        root.textContent = "";
+        st.add(root, st.el("p", { class: "error" }, String(err && err.message ? err.message : err)));
         document.body.dataset.ready = "error";
+        return false;
       });
   };
 
-  /* In a live report (sagetrack report --watch), reload the data when it was regenerated. */
+  /* In a live report (sagetrack report --watch), reload the data when it was regenerated.
+   * meta.revision names the generation's content (meta.js is written after the data it
+   * names); a revision counts as shown only once drawn, so a failed draw is tried again. */
+  let shown = null;
+  let polling = false;
+
   function poll() {
+    if (polling) return; // the previous poll is still loading (a slow disk or link)
+    polling = true;
     delete registry.meta;
     st.generation++;
     st.load("data/meta.js", "meta").then(function (m) {
-      if (meta && m.generated === meta.generated) return;
+      if (m.revision === shown) return;
       meta = st.meta = m;
       for (const name of Object.keys(registry)) if (name !== "meta") delete registry[name];
-      st.render();
-    }).catch(function () { /* the file is being replaced: try again next time */ });
+      return st.render().then(function (drawn) { if (drawn) shown = m.revision; });
+    }).catch(function () { /* the file is being replaced: try again next time */ })
+      .then(function () { polling = false; });
   }
 
   function start() {
     st.load("data/meta.js", "meta").then(function (m) {
       meta = st.meta = m;
       if (meta.watch && !timer) timer = setInterval(poll, Math.max(meta.watch, 2) * 1000);
-    }).catch(function () { meta = null; }).then(st.render);
+    }).catch(function () { meta = null; }).then(st.render).then(function (drawn) {
+      if (drawn && meta) shown = meta.revision;
+    });
   }
 
   window.addEventListener("hashchange", st.render);
