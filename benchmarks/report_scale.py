@@ -220,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-s3", action="store_true", help="skip the S3 (moto) store")
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium pages")
     parser.add_argument("--out-dir", type=Path, default=None)
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="where the stores and sites are written (default: the system's "
+                             "temporary folder; file creation speed differs between disks)")
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.epochs, args.big_runs, args.points, args.repeat = (100, 20, 1000,
@@ -227,8 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     offline_environment()
     results: list[dict[str, Any]] = []
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    with tempfile.TemporaryDirectory(prefix="sagetrack-report-") as tmp:
+    if args.work_dir:
+        args.work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="sagetrack-report-", dir=args.work_dir) as tmp:
         work = Path(tmp)
+        print(f"stores and sites under {work}", flush=True)
         results += bench_store("local folder", str(work / "store"), None, work, args.runs,
                                args.epochs, args.repeat, env)
         if not args.no_s3:
@@ -253,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                 notes=["moto runs in a child process on this machine; times include it.",
                        f"load average at the end: {machine_info()['loadavg']}"])
     write_results("report_scale", {"runs": args.runs, "epochs": args.epochs,
+                                   "work_dir": str(args.work_dir or tempfile.gettempdir()),
                                    "big_runs": args.big_runs, "points": args.points,
                                    "repeat": args.repeat, "results": results},
                   quick=args.quick, out_dir=args.out_dir)

@@ -214,6 +214,10 @@ def _lower(text: str) -> str:
 
 
 def _triggered(low: str) -> bool:
+    # the same test two ways: one regular expression is quicker on short text (names,
+    # values of a record), a substring search per trigger on long text
+    if len(low) < 128:
+        return _TRIGGER.search(low) is not None
     return any(t in low for t in _TRIGGERS)
 
 

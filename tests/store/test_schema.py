@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sagetrack.store import schema
+from sagetrack.store import parse, schema
 from sagetrack.store.parse import MAX_DEPTH, MAX_PROBLEMS, check, parse_document, parse_rows
 from sagetrack.store.reader import Store
 from tests.support.scripts import run_script, store_of
@@ -204,6 +206,37 @@ def test_rows_need_their_key_and_bad_lines_are_counted_not_listed():
         "metrics.jsonl line 6: metrics: expected an object, got a list; ignored"]
     assert len(problems) == MAX_PROBLEMS + 1
     assert problems[-1] == f"metrics.jsonl: {26 - MAX_PROBLEMS} more problems"
+
+
+LINE_PIECES = [b'{"epoch": 1, "metrics": {"loss": 0.5}}', b'{"epoch": 2}', b"{}", b"[1]",
+               b'{"epoch": 3, "metrics": {"a": 1, "b": NaN}}', b'{"epoch": "x"}', b"",
+               b" ", b"\r", b"\t", b"\x0c", b"\xef\xbb\xbf", b"\xff", b"{", b"}", b"[", b"]",
+               b",", b'"', b'"\\n"', b"\xc3\xa9", b"\xe2\x80\xa8", b"\x00", b"1", b"null",
+               b'{"epoch": 4, "time": "t", "duration_s": null, "fit": 0, "attempt": 1}']
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(LINE_PIECES), max_size=4).map(b"".join),
+                max_size=12))
+def test_rows_decoded_at_once_are_the_rows_decoded_line_by_line(lines):
+    """parse_rows decodes a file in one pass when every line is one JSON value, else line
+    by line: the same rows and problems either way, whatever the lines hold."""
+    data = b"\n".join(lines)
+    fast: list[str] = []
+    rows = parse_rows(data, "m.jsonl", schema.EpochRow, fast)
+    slow: list[str] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(parse, "_values", lambda data, lines: None)
+        assert parse_rows(data, "m.jsonl", schema.EpochRow, slow) == rows
+    assert fast == slow
+
+
+def test_a_file_of_plain_rows_is_decoded_in_one_pass():
+    data = b'{"epoch": 1, "metrics": {"loss": 0.5}}\r\n\n {"epoch": 2} \n'
+    assert parse._values(data, data.split(b"\n")) == [
+        (0, {"epoch": 1, "metrics": {"loss": 0.5}}), (2, {"epoch": 2})]
+    for odd in (b'{"epoch": 1}\n{"epoch":\n 2}', b'{"epoch": 1} 2', b"\xef\xbb\xbf{}"):
+        assert parse._values(odd, odd.split(b"\n")) is None  # line by line says why
 
 
 def test_values_nested_too_deep_are_dropped():

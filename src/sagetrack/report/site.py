@@ -20,7 +20,6 @@ are not even regenerated.
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import hashlib
 import html
 import itertools
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._threads import map_io
 from .._version import __version__
 from ..api import Run, Store
 from ..errors import ConfigurationError, StoreError
@@ -168,11 +168,11 @@ def _document(run: Run, previous: Run | None, uri: str) -> bytes:
 
 
 def _documents(store: Store, todo: list[Run], previous: dict[int, Run]) -> dict[str, bytes]:
-    """The data files of the runs ``todo``, read concurrently (16 threads on S3, 4 in a
-    folder)."""
-    with concurrent.futures.ThreadPoolExecutor(
-            max_workers=16 if store.uri.startswith("s3://") else 4) as pool:
-        docs = list(pool.map(lambda r: _document(r, previous.get(id(r)), store.uri), todo))
+    """The data files of the runs ``todo``: 16 at a time from S3; from a folder in turn,
+    or on 4 threads where reading waits (a network mount), see ``map_io``."""
+    s3 = store.uri.startswith("s3://")
+    docs = map_io(lambda run: _document(run, previous.get(id(run)), store.uri), todo,
+                       workers=16 if s3 else 4, waits=s3)
     return {run_path(r): d for r, d in zip(todo, docs, strict=True)}
 
 
@@ -197,7 +197,7 @@ def _plan(runs: list[Run], previous: dict[int, Run], old: dict[str, Any], target
     return todo, kept, final
 
 
-def _write(target: Target, files: dict[str, bytes], paths: list[str], workers: int) -> None:
+def _write(target: Target, files: dict[str, bytes], paths: list[str]) -> None:
     """Write ``paths``: run pages, then the data and assets that point at them, then
     ``data/meta.js`` (what an open page polls: when it changes, everything it names is
     there), then the pages (so that a page never loads a file not written yet)."""
@@ -206,8 +206,8 @@ def _write(target: Target, files: dict[str, bytes], paths: list[str], workers: i
                    not p.endswith(".html") and p != META),
                   (p for p in paths if p == META),
                   (p for p in paths if p.endswith(".html"))):
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(lambda p: target.put(p, files[p]), list(phase)))
+        map_io(lambda p: target.put(p, files[p]), phase, workers=16 if target.s3 else 4,
+                    waits=target.s3)
 
 
 def generate(store: Store, target: Target, *, experiments: Sequence[str] | None = None,
@@ -253,7 +253,7 @@ def generate(store: Store, target: Target, *, experiments: Sequence[str] | None 
         changed.append(SHARE)
     elif SHARE in old_files and target.s3:
         all_files[SHARE] = old_files[SHARE]
-    _write(target, files, changed, 16 if target.s3 else 4)
+    _write(target, files, changed)
     if changed or old_files != all_files or old.get("settled") != final:  # the very last
         target.put(MANIFEST, json.dumps({
             "format": REPORT_FORMAT, "sagetrack": __version__, "meta": meta_sha,

@@ -20,7 +20,6 @@ concurrent refreshes are harmless (each writes a complete index; the last one wi
 
 from __future__ import annotations
 
-import concurrent.futures
 import gzip
 import logging
 import zlib
@@ -28,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._threads import map_io
 from ..errors import StoreError
 from .layout import dumps_row, now_iso, parse_time, validate_experiment
 from .parse import parse_document, parse_rows
@@ -93,10 +93,6 @@ def settled(run: Run, now: datetime | None = None) -> bool:
     return False
 
 
-def _workers(backend: Backend) -> int:
-    return 16 if backend.uri.startswith("s3://") else 4
-
-
 def _read(backend: Backend, key: str, shape: type[T]) -> list[T]:
     """Entries of an index object; [] when it is missing, unreadable or not an index."""
     try:
@@ -124,19 +120,21 @@ def _write(backend: Backend, key: str, experiment: str,
     backend.put(key, gzip.compress(data, compresslevel=6))
 
 
-def _warm(backend: Backend, runs: Sequence[Run], *attrs: str) -> None:
-    """Load cached properties of many runs concurrently; store errors become problems."""
-    def load(run: Run) -> None:
-        for attr in attrs:
+def warm(runs: Sequence[R], empty: dict[str, Any]) -> list[R]:
+    """``runs`` with their cached properties ``empty`` (name -> value when unreadable)
+    loaded; a store error becomes a problem of its run. From S3 16 runs at a time; from a
+    folder in turn, or on 4 threads where reading waits (a network mount)."""
+    def load(run: R) -> R:
+        for attr, value in empty.items():
             try:
                 getattr(run, attr)
             except StoreError as exc:
                 run.problems.append(f"{attr}: {exc}")
-                run.__dict__[attr] = {} if attr == "best_metrics" else []
+                run.__dict__[attr] = value
+        return run
 
-    if runs:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=_workers(backend)) as pool:
-            list(pool.map(load, runs))
+    s3 = bool(runs) and runs[0].backend.uri.startswith("s3://")
+    return map_io(load, runs, workers=16 if s3 else 4, waits=s3)
 
 
 def _experiment(store: StoreBase[R], experiment: str, *, update: bool, strict: bool,
@@ -168,7 +166,7 @@ def _experiment(store: StoreBase[R], experiment: str, *, update: bool, strict: b
 
 def _update(backend: Backend, experiment: str, kept: list[RunsIndexLine],
             newly: Sequence[Run], dropped: set[str]) -> None:
-    _warm(backend, newly, "epochs", "best_metrics")
+    warm(newly, {"epochs": [], "best_metrics": {}})
     newly = [run for run in newly if not run.problems]
     metrics: dict[str, MetricsIndexLine] = {
         e["id"]: e for e in _read(backend, metrics_key(experiment), MetricsIndexLine)
@@ -244,8 +242,8 @@ def load_metrics(store: StoreBase[R], runs: Iterable[Run]) -> Any:
             match = wanted.get(entry["id"])
             if match is not None and _valid_columns(entry) and settled(match):
                 blocks[id(match)] = entry
-    _warm(store.backend, [r for r in runs if id(r) not in blocks and "epochs" not in
-                          r.__dict__], "epochs")
+    warm([r for r in runs if id(r) not in blocks and "epochs" not in r.__dict__],
+         {"epochs": []})
     columns: dict[str, list[Any]] = {"run": [], "experiment": [], "epoch": [], "fit": []}
     metric_columns: dict[str, list[Any]] = {}
     total = 0

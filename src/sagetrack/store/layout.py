@@ -84,6 +84,7 @@ MAX_DEPTH = 64
 MAX_ITEMS = 100_000
 MAX_TEXT = 1_000_000
 _TRUSTED_ARRAYS = ("numpy",)
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def plain(obj: Any, _depth: int = 0) -> Any:
@@ -109,6 +110,9 @@ def plain(obj: Any, _depth: int = 0) -> Any:
                 break
             out[key if isinstance(key, str) else _text(key)] = plain(value, _depth + 1)
         return out
+    if isinstance(obj, (list, tuple)) and len(obj) <= MAX_ITEMS and \
+            set(map(type, obj)) <= _SCALARS:  # a series of numbers: nothing to convert
+        return list(obj)
     if isinstance(obj, (list, tuple, set, frozenset)):
         items = sorted(obj, key=_text) if isinstance(obj, (set, frozenset)) else obj
         return [plain(v, _depth + 1) for v in list(items)[:MAX_ITEMS]]

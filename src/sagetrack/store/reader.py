@@ -10,13 +10,12 @@ add plotting and reproduction and the default store.
 
 from __future__ import annotations
 
-import concurrent.futures
 import difflib
 import json
 from functools import cached_property
 from typing import Any, Generic, TypeVar, cast
 
-from ..errors import AmbiguousRunId, RecordNotFound, RunNotFound, StoreError
+from ..errors import AmbiguousRunId, RecordNotFound, RunNotFound
 from .backends import Backend, open_backend
 from .layout import validate_experiment, validate_run_id
 from .metrics import metric_goal, step_table
@@ -361,22 +360,12 @@ class StoreBase(Generic[R]):
         return out
 
     def load(self, pairs: list[tuple[str, str]]) -> list[R]:
-        """Runs with their launch record, status and job outcome read (concurrently);
-        a record that cannot be read becomes a problem of its run."""
-        runs = [self.new_run(exp, rid) for exp, rid in pairs]
+        """Runs with their launch record, status and job outcome read (concurrently from
+        S3); a record that cannot be read becomes a problem of its run."""
+        from .index import warm
 
-        def warm(run: R) -> R:
-            for attr in ("record", "status_record", "job"):
-                try:
-                    getattr(run, attr)
-                except StoreError as exc:
-                    run.problems.append(f"{attr}: {exc}")
-                    run.__dict__[attr] = {}
-            return run
-
-        workers = 16 if self.uri.startswith("s3://") else 4
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(warm, runs))
+        return warm([self.new_run(exp, rid) for exp, rid in pairs],
+                    {"record": {}, "status_record": {}, "job": {}})
 
     def list_runs(self, experiment: str | None = None, *, update_index: bool = False
                   ) -> list[R]:
