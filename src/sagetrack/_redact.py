@@ -204,6 +204,7 @@ _TRIGGERS = ("pass", "pwd", "secret", "token", "cred", "auth", "cookie", "sessio
              "abia", "acca", "fwogzxivyxdz", "iqojb3jpz2lu", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
              "github_pat_", "glpat-", "xox", "eyj", "bearer")
 _TRIGGER = re.compile("|".join(re.escape(t) for t in _TRIGGERS))
+_NUMBERS = frozenset({int, float, bool, type(None)})
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -406,6 +407,8 @@ def _redact(value: Any) -> Any:
             out[new_key] = new
         return out if changed or not isinstance(value, dict) else value
     if isinstance(value, (list, tuple)):
+        if set(map(type, value)) <= _NUMBERS:  # a series: no text, no option names
+            return value if isinstance(value, list) else list(value)
         items: list[Any] = []
         hide = False
         for item in value:

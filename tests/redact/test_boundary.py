@@ -159,3 +159,30 @@ def test_concurrent_writers_share_the_redactor_safely(tmp_path: Path) -> None:
         lines = (tmp_path / f"e/r{i}/steps.jsonl").read_text().splitlines()
         assert len(lines) == 50 and all(json.loads(x)["note"] == f"token={REDACTED}"
                                         for x in lines)
+
+
+def test_records_written_without_redaction_show_no_secret_when_read(tmp_path: Path) -> None:
+    """A record written past sagetrack's writer (another tool, an older version) is read
+    through the same redactor: no view (Run, show, diff, report) shows its secrets."""
+    from sagetrack.api import Store
+    from sagetrack.cli import main
+
+    from ..support.records import write_pair
+
+    uri = str(tmp_path / "store")
+    write_pair(uri)
+    run_json = tmp_path / "store/resnet/resnet-b/run.json"
+    record = json.loads(run_json.read_text())
+    record["params"] |= {"db_password": "hunter2-db-pass",
+                         "env": "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
+    run_json.write_text(json.dumps(record))  # past the writer's redactor
+    (tmp_path / "store/resnet/resnet-b/code.diff").write_text(
+        "+token = 'ghp_" + "a1B2" * 9 + "'\n")
+    run = Store(uri).run("resnet-b", experiment="resnet")
+    assert run.params["db_password"] == REDACTED
+    assert "wJalrXUtnFEMI" not in run.params["env"] and "ghp_" not in run.diff
+    out = io.StringIO()
+    with redirect_stdout(out):
+        for argv in (["show", "resnet-b"], ["diff", "resnet-a", "resnet-b"]):
+            main([*argv, "--uri", uri, "-e", "resnet"])
+    assert "hunter2" not in out.getvalue() and "wJalrXUtnFEMI" not in out.getvalue()

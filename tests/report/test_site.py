@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pytest
 
 from sagetrack import report
-from sagetrack._redact import redact_bytes
 from sagetrack.errors import ConfigurationError
 from sagetrack.report import site as site_module
 from sagetrack.report.site import js_data
@@ -117,9 +117,9 @@ class Recorded(Folder):
         super().__init__(path)
         self.order: list[str] = []
 
-    def put(self, key: str, data: bytes) -> None:
+    def put_redacted(self, key: str, data: bytes, content_type: str = "") -> None:
         self.order.append(key)
-        super().put(key, data)
+        super().put_redacted(key, data, content_type)
 
 
 def test_meta_names_its_generation_and_is_written_after_the_data_it_names(site, monkeypatch):
@@ -157,15 +157,37 @@ def test_meta_names_its_generation_and_is_written_after_the_data_it_names(site, 
     assert revision() != first
 
 
-def test_the_page_code_passes_the_redactor_unchanged(site):
-    """The site is written through the store's redactor when published: it must find
-    nothing to redact in sagetrack's own page code (else the published page breaks)."""
-    uri, out = site
-    report.build(uri, out)
-    shipped = [p for p in out.rglob("*") if p.is_file() and "data" not in p.parts]
-    assert {p.name for p in shipped} >= {"index.html", "app.js", "uPlot.iife.min.js"}
-    for path in shipped:
-        assert redact_bytes(path.name, path.read_bytes()) == path.read_bytes(), path.name
+#: secrets a record written without redaction (another tool, an older version) may hold,
+#: amid text that a redactor working on the file's text would cut into
+PLANTED = ["AKIAIOSFODNN7EXAMPLE", "ghp_" + "a1B2" * 9, "hunter2-db-pass",
+           "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N"]
+AWKWARD = ['password=hunter2-db-pass"});\n', '{"token": "', "Bearer ", "\\", "</script>",
+           "--api-token", '":"', "\u2028"]
+
+
+@pytest.mark.parametrize("publish", [False, True])
+def test_site_data_hold_no_secret_and_stay_valid_scripts(tmp_path, publish):
+    uri = make_store(str(tmp_path / "store"))
+    params = {"db_password": "hunter2-db-pass", "note": " ".join(AWKWARD),
+              "argv": ["--api-token", PLANTED[1], "--lr", "0.1"],
+              "env": f"AWS_ACCESS_KEY_ID={PLANTED[0]} JWT={PLANTED[3]}",
+              **{f"awkward{i}": f"{text} client_secret={PLANTED[i % 4]}"
+                 for i, text in enumerate(AWKWARD)}}
+    record = json.loads((Path(uri) / "resnet/resnet-a/run.json").read_text())
+    record["params"] = params  # written as it is, past the store's redactor
+    (Path(uri) / "resnet/resnet-a/run.json").write_text(json.dumps(record))
+    result = report.publish(uri) if publish else report.build(uri, tmp_path / "site")
+    root = Path(result.location)
+    data = sorted(root.glob("data/**/*.js"))
+    assert len(data) == len(RUNS) + 2  # every run's page, the table, the metadata
+    for path in data:
+        load_data(path)  # still one call with valid JSON
+    for path in root.rglob("*"):
+        if path.is_file():
+            assert not [p for p in PLANTED if p in path.read_text()], path
+    _name, page = load_data(root / "data/run/resnet/resnet-a.js")
+    assert page["params"]["db_password"] == "[REDACTED]"
+    assert page["params"]["argv"] == ["--api-token", "[REDACTED]", "--lr", "0.1"]
 
 
 def test_settled_runs_are_not_read_again(site):

@@ -187,7 +187,7 @@ def _hosts(run: Run, files: set[str]) -> dict[str, EnvironmentDoc]:
     hosts: dict[str, EnvironmentDoc] = {}
     for name in sorted(f for f in files if f.startswith(HOSTS_DIR + "/") and
                        f.endswith(".json")):
-        data = run.backend.get(f"{run.prefix}/{name}")
+        data = run.read(name)
         hosts[name[len(HOSTS_DIR) + 1:-5]] = parse_document(data, name, EnvironmentDoc,
                                                             run.problems)
     return hosts

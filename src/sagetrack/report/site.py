@@ -74,7 +74,8 @@ def _js(value: Any) -> str:
 
 
 def js_data(name: str, value: Any) -> bytes:
-    """A data file: ``sagetrack.data(name, value);`` (NaN and Infinity stay numbers)."""
+    """A data file: ``sagetrack.data(name, value);`` (NaN and Infinity stay numbers).
+    ``value`` comes from records as the reader gives them: redacted (``Run.read``)."""
     return f"sagetrack.data({_js(name)},{_js(value)});\n".encode()
 
 

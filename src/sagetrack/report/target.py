@@ -21,7 +21,7 @@ from .. import settings
 from .._version import __version__
 from ..api import Store
 from ..errors import ConfigurationError, RecordNotFound
-from ..store.backends import S3Backend, _mapped
+from ..store.backends import LocalBackend, S3Backend
 from ..store.schema import SITE_PREFIX
 
 __all__ = ["MANIFEST", "MAX_EXPIRES", "REPORT_FORMAT", "SHARE", "Folder", "Target",
@@ -48,7 +48,7 @@ class Files(Protocol):
 
     def get(self, key: str) -> bytes: ...
 
-    def put(self, key: str, data: bytes) -> None: ...
+    def put_redacted(self, key: str, data: bytes, content_type: str = "") -> None: ...
 
     def exists(self, key: str) -> bool: ...
 
@@ -76,7 +76,8 @@ class Folder:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def put(self, key: str, data: bytes) -> None:
+    def put_redacted(self, key: str, data: bytes, content_type: str = "") -> None:
+        """Write one file (its content redacted by the caller, as for a store)."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -107,9 +108,12 @@ class Target:
         """``<store>/_site/``: S3 writes use ``$SAGETRACK_KMS_KEY_ID`` like records do."""
         backend = store.backend
         if isinstance(backend, S3Backend):
-            backend = S3Backend(backend.bucket, backend.prefix, client=backend.client,
-                                kms_key_id=settings.KMS_KEY_ID.get() or None)
-        return cls(backend, SITE_PREFIX)
+            return cls(S3Backend(backend.bucket, backend.prefix, client=backend.client,
+                                 kms_key_id=settings.KMS_KEY_ID.get() or None), SITE_PREFIX)
+        if isinstance(backend, LocalBackend):
+            return cls(backend, SITE_PREFIX)
+        raise ConfigurationError(f"Cannot publish a report to {store.uri}: an S3 or folder "
+                                 "store is needed. Pass -o DIR instead.")
 
     @property
     def s3(self) -> bool:
@@ -140,18 +144,10 @@ class Target:
         return self.s3 or self.files.exists(self.key(path))
 
     def put(self, path: str, data: bytes) -> None:
-        """Write one file. ``share.html`` on S3 goes byte for byte, past the store's
-        redactor: it holds presigned URLs, whose access key id and session token (never
-        the secret key) the redactor would remove."""
-        if path != SHARE or not isinstance(self.files, S3Backend):
-            self.files.put(self.key(path), data)
-            return
-        backend, key = self.files, self._s3_key(path)
-        extra = ({"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": backend.kms_key_id}
-                 if backend.kms_key_id else {})
-        with _mapped(f"write s3://{backend.bucket}/{key}"):
-            backend.client.put_object(Bucket=backend.bucket, Key=key, Body=data,
-                                      ContentType=content_type(path), **extra)
+        """Write one file as it is: the site's data come from records as the reader gives
+        them, redacted (``Run.read``); text redaction of the scripts could only break them
+        (and ``share.html``'s presigned URLs)."""
+        self.files.put_redacted(self.key(path), data, content_type(path))
 
     def _s3_key(self, path: str) -> str:
         assert isinstance(self.files, S3Backend)

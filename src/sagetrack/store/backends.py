@@ -71,6 +71,11 @@ class LocalBackend:
     def put(self, key: str, data: bytes) -> None:
         self._write(key, data, replace=True)
 
+    def put_redacted(self, key: str, data: bytes, content_type: str = "") -> None:
+        """Write ``data`` as it is: content whose every value the caller has already
+        redacted as data (the report's site), which text redaction could only break."""
+        self._write(key, data, replace=True, redact=False)
+
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """Write ``key`` only if it does not exist yet (atomically); return whether written."""
         return self._write(key, data, replace=False)
@@ -85,9 +90,10 @@ class LocalBackend:
                 f"{self.root} (a symbolic link inside the store points out of it).")
         return path
 
-    def _write(self, key: str, data: bytes, *, replace: bool) -> bool:
+    def _write(self, key: str, data: bytes, *, replace: bool, redact: bool = True) -> bool:
         path = self._inside(self._path(key))
-        data = redact_bytes(key, data)  # every local write: store, mirror, unsent copy
+        if redact:  # every local write (store, mirror, unsent copy) but put_redacted's
+            data = redact_bytes(key, data)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -204,6 +210,11 @@ class S3Backend:
     def put(self, key: str, data: bytes) -> None:
         self._put(key, data)
 
+    def put_redacted(self, key: str, data: bytes, content_type: str = "") -> None:
+        """Write ``data`` as it is (``content_type``: the object's): content whose every
+        value the caller has already redacted as data (the report's site)."""
+        self._put(key, data, redact=False, content_type=content_type)
+
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """Write ``key`` only if it does not exist yet (a conditional PutObject).
 
@@ -232,13 +243,15 @@ class S3Backend:
         self._put(key, data)
         return True
 
-    def _put(self, key: str, data: bytes, **conditions: str) -> None:
-        data = redact_bytes(key, data)  # every S3 write
+    def _put(self, key: str, data: bytes, *, redact: bool = True, content_type: str = "",
+             **conditions: str) -> None:
+        if redact:  # every S3 write but put_redacted's
+            data = redact_bytes(key, data)
         extra: dict[str, str] = dict(conditions)
         if self.kms_key_id:
             extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id)
-        ctype = "application/x-ndjson" if key.endswith(".jsonl") else (
-            "application/json" if key.endswith(".json") else "text/plain")
+        ctype = content_type or ("application/x-ndjson" if key.endswith(".jsonl") else (
+            "application/json" if key.endswith(".json") else "text/plain"))
         with _mapped(f"write s3://{self.bucket}/{self._key(key)}"):
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
                                    ContentType=ctype, **extra)

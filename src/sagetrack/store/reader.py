@@ -15,6 +15,7 @@ import json
 from functools import cached_property
 from typing import Any, Generic, TypeVar, cast
 
+from .._redact import redact_bytes
 from ..errors import AmbiguousRunId, RecordNotFound, RunNotFound
 from .backends import Backend, open_backend
 from .layout import validate_experiment, validate_run_id
@@ -78,27 +79,32 @@ class Run:
     def prefix(self) -> str:
         return f"{self.experiment}/{self.id}"
 
-    def _read(self, name: str) -> bytes | None:
+    def read(self, name: str, *, redact: bool = True) -> bytes | None:
+        """The bytes of the run's record file ``name`` (None when there is none), through
+        the redactor every write goes through: a record written by another tool or an
+        older version shows no secret in any view either. ``redact=False`` is for rows of
+        numbers (epochs, batches), whose only text is metric names and times."""
         try:
-            return self.backend.get(f"{self.prefix}/{name}")
+            data = self.backend.get(f"{self.prefix}/{name}")
         except RecordNotFound:
             return None
+        return redact_bytes(name, data) if redact else data
 
     # -- records -------------------------------------------------------------------------
     @cached_property
     def record(self) -> RunDoc:
         """The launch record (``run.json``) written by the client at ``fit()``."""
-        return parse_document(self._read(RUN_FILE), RUN_FILE, RunDoc, self.problems)
+        return parse_document(self.read(RUN_FILE), RUN_FILE, RunDoc, self.problems)
 
     @cached_property
     def status_record(self) -> StatusDoc:
         """The status snapshot (``status.json``)."""
-        return parse_document(self._read(STATUS_FILE), STATUS_FILE, StatusDoc, self.problems)
+        return parse_document(self.read(STATUS_FILE), STATUS_FILE, StatusDoc, self.problems)
 
     @cached_property
     def job(self) -> JobDoc:
         """The job outcome the client saw (``job.json``), if it waited or ingested it."""
-        return parse_document(self._read(JOB_FILE), JOB_FILE, JobDoc, self.problems)
+        return parse_document(self.read(JOB_FILE), JOB_FILE, JobDoc, self.problems)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -138,20 +144,20 @@ class Run:
     @cached_property
     def environment(self) -> EnvironmentDoc:
         """The container environment recorded by the chief host."""
-        return parse_document(self._read(ENVIRONMENT_FILE), ENVIRONMENT_FILE, EnvironmentDoc,
+        return parse_document(self.read(ENVIRONMENT_FILE), ENVIRONMENT_FILE, EnvironmentDoc,
                               self.problems)
 
     @cached_property
     def model(self) -> dict[str, Any]:
         """Files saved under SM_MODEL_DIR (path, bytes, sha256) and the model.tar.gz URI."""
-        doc = parse_document(self._read(MODEL_FILE), MODEL_FILE, ModelDoc, self.problems)
+        doc = parse_document(self.read(MODEL_FILE), MODEL_FILE, ModelDoc, self.problems)
         uri = self.job.get("model_artifacts") or self.artifacts.get("model")
         return {**doc, "uri": uri} if doc or uri else {}
 
     @cached_property
     def diff(self) -> str:
         """The uncommitted diff recorded at launch ('' when clean or not in git)."""
-        data = self._read(DIFF_FILE)
+        data = self.read(DIFF_FILE)
         return data.decode("utf-8", errors="replace") if data else ""
 
     @property
@@ -209,12 +215,13 @@ class Run:
     @cached_property
     def epochs(self) -> list[EpochRow]:
         """Raw epoch rows from ``metrics.jsonl``."""
-        return parse_rows(self._read(METRICS_FILE), METRICS_FILE, EpochRow, self.problems)
+        return parse_rows(self.read(METRICS_FILE, redact=False), METRICS_FILE, EpochRow,
+                          self.problems)
 
     @cached_property
     def step_rows(self) -> list[StepRow]:
         """Raw rows from ``steps.jsonl``."""
-        return parse_rows(self._read(STEPS_FILE), STEPS_FILE, StepRow, self.problems)
+        return parse_rows(self.read(STEPS_FILE), STEPS_FILE, StepRow, self.problems)
 
     @property
     def metrics(self) -> Any:
@@ -277,7 +284,7 @@ class Run:
         rows: list[BatchRow] = []
         for key in sorted(self.backend.list(f"{self.prefix}/{BATCHES_DIR}")):
             name = key[len(self.prefix) + 1:]
-            rows += parse_rows(self._read(name), name, BatchRow, self.problems)
+            rows += parse_rows(self.read(name, redact=False), name, BatchRow, self.problems)
         return rows
 
     @property
