@@ -35,7 +35,7 @@ def signals_blocked() -> Iterator[None]:
 
 
 def map_io(fn: Callable[[A], B], items: Iterable[A], *, workers: int,
-                waits: bool = False) -> list[B]:
+           waits: bool = False) -> list[B]:
     """``fn`` over ``items`` (work that reads or writes files), results in order.
 
     With ``waits`` (the network: S3) on ``workers`` threads. Else the first few are done

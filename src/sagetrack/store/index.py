@@ -121,7 +121,7 @@ def _write(backend: Backend, key: str, experiment: str,
 
 
 def warm(runs: Sequence[R], empty: dict[str, Any]) -> list[R]:
-    """``runs`` with their cached properties ``empty`` (name -> value when unreadable)
+    """``runs`` with their cached properties ``empty`` (name -> its empty kind when unreadable)
     loaded; a store error becomes a problem of its run. From S3 16 runs at a time; from a
     folder in turn, or on 4 threads where reading waits (a network mount)."""
     def load(run: R) -> R:
@@ -130,7 +130,7 @@ def warm(runs: Sequence[R], empty: dict[str, Any]) -> list[R]:
                 getattr(run, attr)
             except StoreError as exc:
                 run.problems.append(f"{attr}: {exc}")
-                run.__dict__[attr] = value
+                run.__dict__[attr] = type(value)()  # a fresh empty one per run
         return run
 
     s3 = bool(runs) and runs[0].backend.uri.startswith("s3://")

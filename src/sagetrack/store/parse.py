@@ -401,8 +401,8 @@ _JSON_SPACE = re.compile(r"[ \t\r]*")
 
 
 def _values(data: bytes, lines: list[bytes]) -> list[tuple[int, Any]] | None:
-    """The value of each non-blank line, decoding the file once (the common case, about
-    twice as fast as line by line); None when any line is not exactly one JSON value, or
+    """The value of each non-blank line, the file decoded once (the common case; a fifth
+    quicker than line by line); None when any line is not exactly one JSON value, or
     the file is not plain UTF-8: then :func:`_line_values` says which, line by line."""
     try:
         text = data.decode("utf-8")
