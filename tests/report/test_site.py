@@ -182,6 +182,7 @@ def test_site_data_hold_no_secret_and_stay_valid_scripts(tmp_path, publish):
     assert len(data) == len(RUNS) + 2  # every run's page, the table, the metadata
     for path in data:
         load_data(path)  # still one call with valid JSON
+        assert path.stat().st_mode & 0o777 == 0o644  # for a browser or a web server
     for path in root.rglob("*"):
         if path.is_file():
             assert not [p for p in PLANTED if p in path.read_text()], path

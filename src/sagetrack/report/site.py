@@ -173,7 +173,7 @@ def _documents(store: Store, todo: list[Run], previous: dict[int, Run]) -> dict[
     or on 4 threads where reading waits (a network mount), see ``map_io``."""
     s3 = store.uri.startswith("s3://")
     docs = map_io(lambda run: _document(run, previous.get(id(run)), store.uri), todo,
-                       workers=16 if s3 else 4, waits=s3)
+                  workers=16 if s3 else 4, waits=s3)
     return {run_path(r): d for r, d in zip(todo, docs, strict=True)}
 
 
@@ -208,7 +208,7 @@ def _write(target: Target, files: dict[str, bytes], paths: list[str]) -> None:
                   (p for p in paths if p == META),
                   (p for p in paths if p.endswith(".html"))):
         map_io(lambda p: target.put(p, files[p]), phase, workers=16 if target.s3 else 4,
-                    waits=target.s3)
+               waits=target.s3)
 
 
 def generate(store: Store, target: Target, *, experiments: Sequence[str] | None = None,

@@ -8,11 +8,8 @@ On S3, :meth:`Target.url` gives presigned URLs.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -53,42 +50,16 @@ class Files(Protocol):
     def exists(self, key: str) -> bool: ...
 
 
-class Folder:
-    """A plain folder: each file written to a temporary name, then renamed into place (a
-    page open in a browser never reads half a file)."""
+class Folder(LocalBackend):
+    """A plain folder of its own, written as a folder store writes (each file to a
+    temporary name, then renamed into place: a page open in a browser never reads half a
+    file)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.root = Path(path).expanduser().resolve()
+        super().__init__(path)
         if self.root.exists() and not self.root.is_dir():
             raise ConfigurationError(f"The report's output must be a folder; {self.root} is a "
                                      "file. Pass another -o DIR.")
-        self.uri = str(self.root)
-
-    def _path(self, key: str) -> Path:
-        return self.root.joinpath(*key.split("/"))
-
-    def get(self, key: str) -> bytes:
-        try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError as exc:
-            raise RecordNotFound(f"No file {key!r} under {self.root}") from exc
-
-    def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
-
-    def put_redacted(self, key: str, data: bytes, content_type: str = "") -> None:
-        """Write one file (its content redacted by the caller, as for a store)."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)  # gone already after the rename
 
 
 class Target:

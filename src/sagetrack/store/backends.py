@@ -72,9 +72,10 @@ class LocalBackend:
         self._write(key, data, replace=True)
 
     def put_redacted(self, key: str, data: bytes, content_type: str = "") -> None:
-        """Write ``data`` as it is: content whose every value the caller has already
-        redacted as data (the report's site), which text redaction could only break."""
-        self._write(key, data, replace=True, redact=False)
+        """Write ``data`` as it is, readable by all (a browser, a web server): content
+        whose every value the caller has already redacted as data (the report's site),
+        which text redaction could only break."""
+        self._write(key, data, replace=True, redact=False, mode=0o644)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """Write ``key`` only if it does not exist yet (atomically); return whether written."""
@@ -90,7 +91,8 @@ class LocalBackend:
                 f"{self.root} (a symbolic link inside the store points out of it).")
         return path
 
-    def _write(self, key: str, data: bytes, *, replace: bool, redact: bool = True) -> bool:
+    def _write(self, key: str, data: bytes, *, replace: bool, redact: bool = True,
+               mode: int | None = None) -> bool:
         path = self._inside(self._path(key))
         if redact:  # every local write (store, mirror, unsent copy) but put_redacted's
             data = redact_bytes(key, data)
@@ -100,6 +102,8 @@ class LocalBackend:
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)
+                if mode is not None:
+                    os.chmod(tmp, mode)
                 if replace:
                     os.replace(tmp, path)
                 elif not _link_unless_exists(tmp, path):
